@@ -1,0 +1,54 @@
+# Two commands: `make dev` and `make test`. Every target honours ML_ASSETS_LANDING_DIR,
+# DAGSTER_HOME and MLFLOW_TRACKING_URI from the environment, else uses the embedded defaults.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export ML_ASSETS_LANDING_DIR ?= $(CURDIR)/data/landing
+export ML_ASSETS_STORAGE_DIR ?= $(CURDIR)/data/warehouse
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.mlflow/mlflow.db
+export ML_ASSETS_MLFLOW_ARTIFACTS ?= $(CURDIR)/.mlflow/artifacts
+
+.PHONY: dev test materialize lint format seed install home clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: setup.py pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+home: install
+	@mkdir -p "$(DAGSTER_HOME)" .mlflow
+	@[ -f "$(DAGSTER_HOME)/dagster.yaml" ] || cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+seed: home
+	$(BIN)/python -m ml_assets.demo seed --if-empty
+
+dev: seed
+	$(BIN)/python -m ml_assets.operations register
+	$(BIN)/dagster dev -h $(HOST) -p $(PORT) -w workspace.yaml
+
+materialize: seed
+	$(BIN)/python -m ml_assets.operations materialize
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check ml_assets ml_assets_tests
+	$(BIN)/ruff format --check ml_assets ml_assets_tests
+
+format: install
+	$(BIN)/ruff format ml_assets ml_assets_tests
+	$(BIN)/ruff check --fix ml_assets ml_assets_tests
+
+clean:
+	rm -rf .dagster_home .mlflow data/warehouse

@@ -1,0 +1,1 @@
+"""A Dagster code location: NYC flight landing files to a production delay model."""

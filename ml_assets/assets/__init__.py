@@ -1,0 +1,1 @@
+"""Thin asset wiring, one module per pipeline layer."""

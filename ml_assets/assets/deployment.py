@@ -1,0 +1,88 @@
+"""The champion: promote the challenger only when it beats the champion on the same holdout."""
+
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from ml_assets.domain.contract import LABEL
+from ml_assets.domain.promotion import decide_promotion
+from ml_assets.domain.training import evaluate, score
+from ml_assets.partitions import single_run
+from ml_assets.resources.mlflow import CHAMPION, MlflowTracking
+
+
+class PromotionConfig(dg.Config):
+    promotion_margin: float = Field(
+        default=0.002, description="ROC AUC the challenger must gain over the champion to replace it."
+    )
+
+
+def holdout_of(features: pd.DataFrame, trained_model: dict) -> pd.DataFrame:
+    days = features["flight_date"]
+    return features[(days >= trained_model["holdout_first_day"]) & (days <= trained_model["holdout_last_day"])]
+
+
+@dg.asset(
+    backfill_policy=single_run,
+    group_name="deployment",
+    kinds={"mlflow"},
+    code_version="1",
+    description="The registered model version holding the MLflow alias 'champion', after the promotion decision.",
+)
+def production_model(
+    context: dg.AssetExecutionContext,
+    config: PromotionConfig,
+    trained_model: dict,
+    features: pd.DataFrame,
+    mlflow: MlflowTracking,
+) -> dg.Output[dict]:
+    holdout = holdout_of(features, trained_model)
+    labels = holdout[LABEL].to_numpy()
+    challenger_auc = evaluate(labels, score(mlflow.load_model(trained_model["model_uri"]), holdout))["roc_auc"]
+    champion = mlflow.model_version_by_alias(CHAMPION)
+    champion_auc = None
+    if champion is not None and champion.version != trained_model["version"]:
+        champion_model = mlflow.load_model(f"models:/{mlflow.registered_model_name}/{champion.version}")
+        champion_auc = evaluate(labels, score(champion_model, holdout))["roc_auc"]
+    if champion is not None and champion.version == trained_model["version"]:
+        decision = decide_promotion(challenger_auc, challenger_auc, config.promotion_margin, True)
+    else:
+        decision = decide_promotion(
+            challenger_auc, champion_auc, config.promotion_margin, trained_model["passed_quality_gate"]
+        )
+    if decision.promote:
+        mlflow.set_alias(CHAMPION, trained_model["version"])
+    champion_version = trained_model["version"] if decision.promote else (champion.version if champion else None)
+    client = mlflow.client()
+    for key, value in {
+        "promotion_decision": "promoted" if decision.promote else "kept_champion",
+        "promotion_reason": decision.reason,
+        "promotion_challenger_auc": f"{challenger_auc:.5f}",
+        "promotion_champion_auc": "" if champion_auc is None else f"{champion_auc:.5f}",
+        "promotion_dagster_run_id": context.run_id,
+    }.items():
+        client.set_model_version_tag(mlflow.registered_model_name, trained_model["version"], key, value)
+    context.log.info(f"promotion: {decision.reason}; champion is version {champion_version}")
+    record = {
+        "champion_version": champion_version,
+        "champion_uri": f"models:/{mlflow.registered_model_name}@{CHAMPION}" if champion_version else None,
+        "challenger_version": trained_model["version"],
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "challenger_auc": challenger_auc,
+        "champion_auc": champion_auc,
+    }
+    return dg.Output(
+        record,
+        metadata={
+            "champion_version": str(champion_version),
+            "champion_uri": str(record["champion_uri"]),
+            "challenger_version": trained_model["version"],
+            "promoted": decision.promote,
+            "decision": decision.reason,
+            "challenger_holdout_roc_auc": challenger_auc,
+            "champion_holdout_roc_auc": champion_auc if champion_auc is not None else float("nan"),
+            "holdout_rows": len(holdout),
+        },
+    )

@@ -1,0 +1,32 @@
+"""Leak-free model features per landing day."""
+
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.domain.features import FEATURE_COLUMNS, build_features
+from ml_assets.partitions import landing_days, single_run
+
+
+@dg.asset(
+    partitions_def=landing_days,
+    backfill_policy=single_run,
+    group_name="features",
+    kinds={"pandas", "parquet"},
+    code_version="1",
+    description="Per-flight features known 2 h before scheduled departure (schedule, plane, weather, congestion) and the label.",
+)
+def features(
+    validated_data: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    table = build_features(validated_data, weather, planes)
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": len(table),
+            "feature_count": len(FEATURE_COLUMNS),
+            "label_rate": float(table["label"].mean()) if len(table) else 0.0,
+            "first_flight_date": str(table["flight_date"].min()) if len(table) else "",
+            "last_flight_date": str(table["flight_date"].max()) if len(table) else "",
+        },
+    )

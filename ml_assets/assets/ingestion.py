@@ -1,0 +1,101 @@
+"""Landing files into typed tables: raw_data per day, plus the weather and planes reference tables."""
+
+
+import io
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets import checks
+from ml_assets.domain.contract import FILE_ERROR, file_name_for_day
+from ml_assets.domain.parsing import (
+    LandingFileError,
+    parse_landing_file,
+    refuse_unreadable,
+    rejection_rows,
+)
+from ml_assets.partitions import landing_days, single_run
+from ml_assets.resources.landing import LocalLandingZone
+
+
+@dg.asset(
+    partitions_def=landing_days,
+    backfill_policy=single_run,
+    group_name="ingestion",
+    kinds={"pandas", "parquet"},
+    code_version="1",
+    check_specs=checks.RAW_DATA_CHECKS,
+    description="Each landing day's flights file as landed, typed, with per-row source file and row number.",
+)
+def raw_data(context: dg.AssetExecutionContext, landing: LocalLandingZone):
+    days = list(context.partition_keys)
+    frames, files, rejected = [], [], []
+    for n, day in enumerate(days, start=1):
+        source = landing.location(file_name_for_day(day))
+        try:
+            refuse_unreadable(source, landing.size_of_day(day), landing.max_file_bytes)
+            parsed = parse_landing_file(landing.read_day(day), source, day)
+        except LandingFileError as error:
+            context.log.error(str(error))
+            rejected.append({"day": day, "file": source, "rule": error.rule.value, "detail": error.detail})
+            frames.append(rejection_rows(error, day))
+            continue
+        frames.append(parsed.rows)
+        files.append(
+            {
+                "day": day,
+                "file": source,
+                "rows": len(parsed.rows),
+                "bytes": parsed.size_bytes,
+                "sha256": parsed.sha256,
+                "extra_columns": list(parsed.extra_columns),
+            }
+        )
+        if n % 50 == 0 or n == len(days):
+            context.log.info(f"read {n}/{len(days)} landing files")
+    rows = pd.concat(frames, ignore_index=True)
+    flight_rows = int(rows[FILE_ERROR].isna().sum())
+    metadata = {
+        "dagster/row_count": flight_rows,
+        "days": len(days),
+        "files_read": len(files),
+        "files_rejected": len(rejected),
+        "bytes_read": sum(f["bytes"] for f in files),
+    }
+    if len(files) == 1:
+        metadata.update(
+            {"source_path": files[0]["file"], "sha256": files[0]["sha256"], "bytes": files[0]["bytes"]}
+        )
+    metadata["files"] = dg.MetadataValue.json(files[:400])
+    yield dg.Output(rows, metadata=metadata)
+    yield checks.raw_files_parse(rejected, len(days))
+
+
+def _read_reference_csv(landing: LocalLandingZone, name: str) -> tuple[pd.DataFrame, dict]:
+    location, data = landing.read_reference(name)
+    frame = pd.read_csv(io.BytesIO(data))
+    return frame, {"source_path": location, "bytes": len(data), "dagster/row_count": len(frame)}
+
+
+@dg.asset(
+    backfill_policy=single_run,
+    group_name="ingestion",
+    kinds={"pandas", "parquet"},
+    code_version="1",
+    description="Hourly weather observations per origin airport (reference table from weather.csv).",
+)
+def weather(landing: LocalLandingZone) -> dg.Output[pd.DataFrame]:
+    frame, metadata = _read_reference_csv(landing, "weather.csv")
+    return dg.Output(frame, metadata=metadata)
+
+
+@dg.asset(
+    backfill_policy=single_run,
+    group_name="ingestion",
+    kinds={"pandas", "parquet"},
+    code_version="1",
+    description="Aircraft by tail number: build year, seats, engines (reference table from planes.csv).",
+)
+def planes(landing: LocalLandingZone) -> dg.Output[pd.DataFrame]:
+    frame, metadata = _read_reference_csv(landing, "planes.csv")
+    return dg.Output(frame, metadata=metadata)

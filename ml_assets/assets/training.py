@@ -1,0 +1,122 @@
+"""Train a challenger on the feature partitions and register it in MLflow."""
+
+
+import dataclasses
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from ml_assets import checks
+from ml_assets.domain.contract import LABEL
+from ml_assets.domain.training import (
+    SKOPS_TRUSTED_TYPES,
+    ModelParams,
+    evaluate,
+    fit_model,
+    model_inputs,
+    score,
+    select_window,
+    time_split,
+)
+from ml_assets.partitions import single_run
+from ml_assets.resources.mlflow import CHALLENGER, MlflowTracking
+
+
+class TrainingConfig(dg.Config):
+    window_days: int = Field(default=0, description="Train on the most recent N flight dates (0 = all).")
+    holdout_days: int = Field(default=60, description="Last N flight dates held out for evaluation.")
+    learning_rate: float = Field(default=0.06, description="Gradient boosting learning rate.")
+    max_iter: int = Field(default=400, description="Maximum boosting iterations (early stopping may end sooner).")
+    max_leaf_nodes: int = Field(default=31, description="Maximum leaves per tree.")
+    min_samples_leaf: int = Field(default=40, description="Minimum rows per leaf.")
+    l2_regularization: float = Field(default=1.0, description="L2 penalty on leaf values.")
+    seed: int = Field(default=42, description="Random seed for the model's internal validation split.")
+    min_holdout_roc_auc: float = Field(
+        default=0.65, description="Quality gate: a model under this holdout ROC AUC cannot be champion."
+    )
+
+    def model_params(self) -> ModelParams:
+        fields = {f.name for f in dataclasses.fields(ModelParams)}
+        return ModelParams(**{k: v for k, v in self.model_dump().items() if k in fields})
+
+
+@dg.asset(
+    backfill_policy=single_run,
+    group_name="training",
+    kinds={"sklearn", "mlflow"},
+    code_version="1",
+    check_specs=checks.TRAINED_MODEL_CHECKS,
+    description="HistGradientBoosting challenger trained with a time split, logged and registered in MLflow.",
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    features: pd.DataFrame,
+    mlflow: MlflowTracking,
+):
+    window = select_window(features, config.window_days)
+    split = time_split(window, config.holdout_days)
+    params = config.model_params()
+    context.log.info(
+        f"training on {len(split.train):,} rows {split.train_days}, holding out {len(split.holdout):,} rows {split.holdout_days}"
+    )
+    model = fit_model(split.train, params)
+    train_metrics = evaluate(split.train[LABEL], score(model, split.train))
+    holdout_metrics = evaluate(split.holdout[LABEL], score(model, split.holdout))
+    passed_gate = holdout_metrics["roc_auc"] >= config.min_holdout_roc_auc
+
+    import mlflow as mlflow_lib
+    from mlflow.models import infer_signature
+
+    tags = {
+        "dagster_asset": "trained_model",
+        "train_days": f"{split.train_days[0]}..{split.train_days[1]}",
+        "holdout_days": f"{split.holdout_days[0]}..{split.holdout_days[1]}",
+    }
+    with mlflow.start_run(context, tags) as run:
+        mlflow_lib.log_params({**dataclasses.asdict(params), "window_days": config.window_days, "holdout_days": config.holdout_days})
+        mlflow_lib.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
+        mlflow_lib.log_metrics({f"holdout_{k}": v for k, v in holdout_metrics.items()})
+        mlflow_lib.log_metric("boosting_iterations", int(model[-1].n_iter_))
+        example = model_inputs(split.holdout.head(5))
+        info = mlflow_lib.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, score(model, split.holdout.head(5))),
+            input_example=example,
+            registered_model_name=mlflow.registered_model_name,
+            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+        )
+        version = str(info.registered_model_version)
+        mlflow.set_alias(CHALLENGER, version)
+        run_id, experiment_id = run.info.run_id, run.info.experiment_id
+
+    record = {
+        "model_uri": f"models:/{mlflow.registered_model_name}/{version}",
+        "registered_model_name": mlflow.registered_model_name,
+        "version": version,
+        "mlflow_run_id": run_id,
+        "holdout_first_day": split.holdout_days[0],
+        "holdout_last_day": split.holdout_days[1],
+        "train_rows": len(split.train),
+        "holdout_rows": len(split.holdout),
+        "holdout_metrics": holdout_metrics,
+        "passed_quality_gate": passed_gate,
+    }
+    url = mlflow.run_url(experiment_id, run_id)
+    yield dg.Output(
+        record,
+        metadata={
+            "model_uri": record["model_uri"],
+            "model_version": version,
+            "mlflow_run_id": run_id,
+            **({"mlflow_run_url": dg.MetadataValue.url(url)} if url else {}),
+            "train_rows": len(split.train),
+            "holdout_rows": len(split.holdout),
+            **{f"holdout_{k}": v for k, v in holdout_metrics.items()},
+            "train_roc_auc": train_metrics["roc_auc"],
+            "boosting_iterations": int(model[-1].n_iter_),
+        },
+    )
+    yield checks.holdout_auc_floor(holdout_metrics["roc_auc"], config.min_holdout_roc_auc)

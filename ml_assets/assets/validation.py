@@ -1,0 +1,69 @@
+"""Row rules over raw_data: valid rows with the label, and a reason-coded quarantine."""
+
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets import checks
+from ml_assets.domain.contract import PARTITION_COLUMN
+from ml_assets.domain.validation import null_counts, validate_flights
+from ml_assets.partitions import landing_days, single_run
+
+
+def _per_partition(raw: pd.DataFrame, valid: pd.DataFrame, quarantine: pd.DataFrame, days: list[str]):
+    counts = {
+        name: frame.groupby(PARTITION_COLUMN, observed=True).size()
+        for name, frame in (("raw", raw), ("valid", valid), ("quarantined", quarantine))
+    }
+    return [{"day": day, **{name: int(c.get(day, 0)) for name, c in counts.items()}} for day in days]
+
+
+@dg.multi_asset(
+    outs={
+        "validated_data": dg.AssetOut(
+            io_manager_key="io_manager",
+            group_name="validation",
+            kinds={"pandas", "parquet"},
+            code_version="1",
+            description="Flights that pass every row rule, with flight_date and the delay label.",
+        ),
+        "quarantine": dg.AssetOut(
+            io_manager_key="io_manager",
+            group_name="validation",
+            kinds={"pandas", "parquet"},
+            code_version="1",
+            description="Rows (and refused files) that broke a rule: source file, row number, reason, detail.",
+        ),
+    },
+    partitions_def=landing_days,
+    backfill_policy=single_run,
+    check_specs=checks.VALIDATED_DATA_CHECKS,
+)
+def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
+    days = list(context.partition_keys)
+    result = validate_flights(raw_data)
+    per_partition = _per_partition(raw_data, result.valid, result.quarantine, days)
+    reasons = result.reason_counts
+    yield dg.Output(
+        result.valid,
+        output_name="validated_data",
+        metadata={
+            "dagster/row_count": len(result.valid),
+            "raw_rows": len(raw_data),
+            "quarantined_rows": len(result.quarantine),
+            "quarantined_share": len(result.quarantine) / max(len(raw_data), 1),
+        },
+    )
+    yield dg.Output(
+        result.quarantine,
+        output_name="quarantine",
+        metadata={
+            "dagster/row_count": len(result.quarantine),
+            "reasons": dg.MetadataValue.json(reasons),
+        },
+    )
+    yield checks.has_rows(len(result.valid))
+    yield checks.required_not_null(null_counts(result.valid))
+    yield checks.rows_reconcile(per_partition)
+    if reasons:
+        context.log.warning(f"quarantined {len(result.quarantine)} rows by reason: {reasons}")

@@ -1,0 +1,1 @@
+"""Pure data and ML functions: no Dagster imports, unit-testable on their own."""

@@ -1,0 +1,225 @@
+"""Leak-free features: only what is known 2 hours before a flight's scheduled departure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.domain.contract import LABEL, OUTCOME_COLUMNS, PARTITION_COLUMN
+
+PREDICTION_LEAD_MINUTES = 120
+TAXI_IN_MINUTES = 10
+KEY_COLUMNS = ("flight_date", "carrier", "flight", "origin", "sched_dep_time", "tailnum")
+CATEGORICAL_FEATURES = ("carrier", "origin", "dest")
+WEATHER_FEATURES = (
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+)
+PLANE_FEATURES = ("plane_age", "seats", "engines")
+SCHEDULE_FEATURES = (
+    "month",
+    "day_of_week",
+    "sched_dep_minute",
+    "sched_arr_minute",
+    "sched_block_minutes",
+    "distance",
+)
+CONGESTION_FEATURES = (
+    "origin_departed",
+    "origin_mean_dep_delay",
+    "origin_share_delayed",
+    "origin_last_hour_departed",
+    "origin_last_hour_mean_dep_delay",
+    "origin_pending",
+    "origin_scheduled_next_2h",
+    "carrier_origin_mean_dep_delay",
+    "carrier_origin_departed",
+    "all_origins_mean_dep_delay",
+    "tail_last_dep_delay",
+    "dest_landed",
+    "dest_landed_mean_arr_delay",
+    "dest_landed_mean_en_route_delay",
+    "carrier_mean_dep_delay",
+)
+NUMERIC_FEATURES = SCHEDULE_FEATURES + PLANE_FEATURES + WEATHER_FEATURES + CONGESTION_FEATURES
+FEATURE_COLUMNS = CATEGORICAL_FEATURES + NUMERIC_FEATURES
+
+_TIME_OFFSET = 2_000  # keeps shifted minutes positive inside one group's composite key
+_GROUP_STRIDE = 10_000
+
+
+def hhmm_to_minutes(values: pd.Series) -> np.ndarray:
+    numbers = values.astype("float64").to_numpy()
+    return (numbers // 100) * 60 + numbers % 100
+
+
+def _group_ids(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    return frame.groupby(columns, sort=False, dropna=False).ngroup().to_numpy(dtype="int64")
+
+
+def _before_cutoff(
+    group: np.ndarray,
+    event_time: np.ndarray,
+    event_value: np.ndarray,
+    event_mask: np.ndarray,
+    cutoff: np.ndarray,
+    window: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: count, sum and last value of the group's events strictly before the row's cutoff.
+
+    Vectorised as one sorted composite key (group, time) and binary search, so the cost is
+    O(n log n) for the whole frame instead of a Python loop per airport-day.
+    """
+    keys = group * _GROUP_STRIDE + np.clip(event_time, -_TIME_OFFSET + 1, None) + _TIME_OFFSET
+    keys = keys[event_mask]
+    values = event_value[event_mask]
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    upper_key = group * _GROUP_STRIDE + np.clip(cutoff, -_TIME_OFFSET + 1, None) + _TIME_OFFSET
+    upper = np.searchsorted(keys, upper_key, side="left")
+    if window is None:
+        lower = np.searchsorted(keys, group * _GROUP_STRIDE, side="left")
+    else:
+        lower_key = upper_key - window
+        lower = np.searchsorted(keys, np.maximum(lower_key, group * _GROUP_STRIDE), side="left")
+    count = (upper - lower).astype("float64")
+    total = cumulative[upper] - cumulative[lower]
+    last = np.where(count > 0, values[np.maximum(upper - 1, 0)] if len(values) else np.nan, np.nan)
+    return count, total, last
+
+
+def _mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def congestion_features(flights: pd.DataFrame) -> pd.DataFrame:
+    """Same-day congestion at the origin from flights that departed before each flight's cutoff."""
+    sched = hhmm_to_minutes(flights["sched_dep_time"])
+    delay = flights["dep_delay"].astype("float64").to_numpy()
+    departed = ~np.isnan(delay)
+    actual = np.where(departed, sched + np.nan_to_num(delay), np.nan)
+    cutoff = sched - PREDICTION_LEAD_MINUTES
+    delay0 = np.nan_to_num(delay)
+    delayed = (delay0 >= 15).astype("float64")
+    ones = np.ones(len(flights))
+    everyone = np.ones(len(flights), dtype=bool)
+
+    origin_day = _group_ids(flights, ["flight_date", "origin"])
+    carrier_day = _group_ids(flights, ["flight_date", "origin", "carrier"])
+    all_day = _group_ids(flights, ["flight_date"])
+    tail_day = _group_ids(flights, ["flight_date", "tailnum"])
+    dest_day = _group_ids(flights, ["flight_date", "dest"])
+    carrier_all_day = _group_ids(flights, ["flight_date", "carrier"])
+    has_tail = flights["tailnum"].notna().to_numpy()
+
+    n_dep, sum_delay, _ = _before_cutoff(origin_day, actual, delay0, departed, cutoff)
+    _, n_delayed, _ = _before_cutoff(origin_day, actual, delayed, departed, cutoff)
+    n_hour, sum_hour, _ = _before_cutoff(origin_day, actual, delay0, departed, cutoff, window=60)
+    n_sched_before, _, _ = _before_cutoff(origin_day, sched, ones, everyone, cutoff)
+    n_sched_to_dep, _, _ = _before_cutoff(origin_day, sched, ones, everyone, sched)
+    n_car, sum_car, _ = _before_cutoff(carrier_day, actual, delay0, departed, cutoff)
+    n_all, sum_all, _ = _before_cutoff(all_day, actual, delay0, departed, cutoff)
+    _, _, tail_last = _before_cutoff(tail_day, actual, delay0, departed & has_tail, cutoff)
+    n_carrier, sum_carrier, _ = _before_cutoff(carrier_all_day, actual, delay0, departed, cutoff)
+    # Earlier flights to the same destination that had landed by the cutoff: their delays tell
+    # of weather and congestion at the destination (time on the origin's clock, plus taxi-in).
+    arr_delay = flights["arr_delay"].astype("float64").to_numpy()
+    air_time = flights["air_time"].astype("float64").to_numpy()
+    landed = departed & ~np.isnan(arr_delay) & ~np.isnan(air_time)
+    landed_at = np.where(landed, actual + np.nan_to_num(air_time) + TAXI_IN_MINUTES, np.nan)
+    arr0 = np.nan_to_num(arr_delay)
+    n_landed, sum_arr, _ = _before_cutoff(dest_day, landed_at, arr0, landed, cutoff)
+    _, sum_en_route, _ = _before_cutoff(dest_day, landed_at, arr0 - delay0, landed, cutoff)
+
+    return pd.DataFrame(
+        {
+            "origin_departed": n_dep,
+            "origin_mean_dep_delay": _mean(sum_delay, n_dep),
+            "origin_share_delayed": _mean(n_delayed, n_dep),
+            "origin_last_hour_departed": n_hour,
+            "origin_last_hour_mean_dep_delay": _mean(sum_hour, n_hour),
+            # Flights due out before the cutoff that had not left by then (late or cancelled).
+            "origin_pending": n_sched_before - n_dep,
+            "origin_scheduled_next_2h": n_sched_to_dep - n_sched_before,
+            "carrier_origin_mean_dep_delay": _mean(sum_car, n_car),
+            "carrier_origin_departed": n_car,
+            "all_origins_mean_dep_delay": _mean(sum_all, n_all),
+            "tail_last_dep_delay": np.where(has_tail, tail_last, np.nan),
+            "dest_landed": n_landed,
+            "dest_landed_mean_arr_delay": _mean(sum_arr, n_landed),
+            "dest_landed_mean_en_route_delay": _mean(sum_en_route, n_landed),
+            "carrier_mean_dep_delay": _mean(sum_carrier, n_carrier),
+        },
+        index=flights.index,
+    )
+
+
+def prepare_weather(weather: pd.DataFrame) -> pd.DataFrame:
+    """Hourly origin weather keyed by (origin, flight_date, hour); duplicates keep the first reading."""
+    frame = weather.copy()
+    dates = pd.to_datetime(
+        frame[["year", "month", "day"]].astype("int64"), errors="coerce"
+    ).dt.strftime("%Y-%m-%d")
+    frame["flight_date"] = dates
+    frame["sched_hour"] = frame["hour"].astype("int64")
+    columns = ["origin", "flight_date", "sched_hour", *WEATHER_FEATURES]
+    return frame[columns].drop_duplicates(["origin", "flight_date", "sched_hour"])
+
+
+def prepare_planes(planes: pd.DataFrame) -> pd.DataFrame:
+    frame = planes[["tailnum", "year", "seats", "engines"]].rename(columns={"year": "plane_year"})
+    return frame.drop_duplicates("tailnum")
+
+
+def build_features(
+    flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per valid flight: keys, leak-free features and the label; no outcome columns."""
+    frame = flights.reset_index(drop=True)
+    dates = pd.to_datetime(frame["flight_date"])
+    sched_dep = hhmm_to_minutes(frame["sched_dep_time"])
+    sched_arr = hhmm_to_minutes(frame["sched_arr_time"])
+    base = pd.DataFrame(
+        {
+            PARTITION_COLUMN: frame[PARTITION_COLUMN].astype("string"),
+            "flight_date": frame["flight_date"].astype(str),
+            "carrier": frame["carrier"].astype(str),
+            "flight": frame["flight"].astype("int64"),
+            "origin": frame["origin"].astype(str),
+            "dest": frame["dest"].astype(str),
+            "sched_dep_time": frame["sched_dep_time"].astype("int64"),
+            "tailnum": frame["tailnum"].astype("string"),
+            "month": dates.dt.month.astype("float64"),
+            "day_of_week": dates.dt.dayofweek.astype("float64"),
+            "sched_dep_minute": sched_dep,
+            "sched_arr_minute": sched_arr,
+            "sched_block_minutes": (sched_arr - sched_dep) % 1440,
+            "distance": frame["distance"].astype("float64"),
+            "sched_hour": (sched_dep // 60).astype("int64"),
+        }
+    )
+    base = base.merge(prepare_weather(weather), on=["origin", "flight_date", "sched_hour"], how="left")
+    base = base.merge(prepare_planes(planes), on="tailnum", how="left")
+    base["plane_age"] = dates.dt.year.to_numpy() - base["plane_year"].astype("float64")
+    base = pd.concat([base, congestion_features(frame)], axis=1)
+    base[LABEL] = frame[LABEL].astype("int8").to_numpy()
+    columns = [PARTITION_COLUMN, *KEY_COLUMNS, *FEATURE_COLUMNS, LABEL]
+    columns = list(dict.fromkeys(columns))
+    out = base[columns].copy()
+    for column in NUMERIC_FEATURES:
+        out[column] = out[column].astype("float64")
+    return out
+
+
+def leaked_columns(columns: list[str] | pd.Index) -> list[str]:
+    """Outcome columns of the flight itself that must never reach the feature table."""
+    return [column for column in columns if column in OUTCOME_COLUMNS]

@@ -1,0 +1,166 @@
+"""Parse one landing file into typed rows, or refuse it with a file-level rule."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.domain.contract import (
+    FILE_ERROR,
+    FLIGHT_COLUMNS,
+    FLOAT_COLUMNS,
+    INTEGER_COLUMNS,
+    PARSE_ERRORS,
+    PARTITION_COLUMN,
+    REQUIRED_COLUMNS,
+    SOURCE_FILE,
+    SOURCE_ROW,
+    STRING_COLUMNS,
+    FileRule,
+)
+
+
+class LandingFileError(ValueError):
+    """A landing file that breaks the contract as a whole; names the file and the rule."""
+
+    def __init__(self, source: str, rule: FileRule, detail: str) -> None:
+        self.source = source
+        self.rule = rule
+        self.detail = detail
+        super().__init__(f"{source}: rule '{rule.value}' failed: {detail}")
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """A landing file read into typed rows, with its lineage."""
+
+    source: str
+    day: str
+    rows: pd.DataFrame
+    sha256: str
+    size_bytes: int
+    extra_columns: tuple[str, ...]
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _decode(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LandingFileError(
+            source, FileRule.NOT_UTF8, f"byte {exc.start} is not valid UTF-8 ({exc.reason})"
+        ) from exc
+
+
+def _check_header(text: str, source: str) -> list[str]:
+    first_line = text.split("\n", 1)[0].rstrip("\r")
+    header = next(csv.reader([first_line]))
+    if len(header) == 1:
+        for delimiter in (";", "\t", "|"):
+            if delimiter in first_line:
+                raise LandingFileError(
+                    source,
+                    FileRule.WRONG_DELIMITER,
+                    f"header is split by {delimiter!r}, the contract is comma-separated",
+                )
+    missing = [column for column in REQUIRED_COLUMNS if column not in header]
+    if missing:
+        raise LandingFileError(
+            source, FileRule.MISSING_COLUMNS, f"required columns missing: {', '.join(missing)}"
+        )
+    return header
+
+
+def _coerce_numeric(
+    values: pd.Series, column: str, integer: bool
+) -> tuple[pd.Series, pd.Series]:
+    """Typed column plus a mask of cells that were present but not a number of the right kind."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = values.notna() & numbers.isna()
+    if integer:
+        fractional = numbers.notna() & (np.floor(numbers) != numbers)
+        bad |= fractional
+        numbers = numbers.where(~fractional)
+        return numbers.astype("Int64"), bad
+    return numbers.astype("float64"), bad
+
+
+def refuse_unreadable(source: str, size_bytes: int | None, max_bytes: int) -> None:
+    """Refuse a file before reading it: missing, or too large to hold in memory for one day."""
+    if size_bytes is None:
+        raise LandingFileError(source, FileRule.MISSING_FILE, "no such file in the landing zone")
+    if size_bytes > max_bytes:
+        raise LandingFileError(
+            source,
+            FileRule.TOO_LARGE,
+            f"{size_bytes:,} bytes is over the {max_bytes:,}-byte limit for one day's file",
+        )
+
+
+def parse_landing_file(data: bytes, source: str, day: str) -> ParsedFile:
+    """Read a landing file's bytes into typed rows; cells that fail their type are recorded per row.
+
+    Raises LandingFileError when the file as a whole breaks the contract.
+    """
+    if not data.strip():
+        raise LandingFileError(source, FileRule.EMPTY_FILE, "the file has no content")
+    text = _decode(data, source)
+    header = _check_header(text, source)
+    if not text.endswith("\n"):
+        # A writer that died mid-row leaves no final newline; the last row cannot be trusted.
+        raise LandingFileError(
+            source, FileRule.TRUNCATED, "the file does not end with a newline: last row is cut"
+        )
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, on_bad_lines="error")
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise LandingFileError(source, FileRule.MALFORMED_CSV, str(exc).strip()) from exc
+    if frame.empty:
+        raise LandingFileError(source, FileRule.HEADER_ONLY, "the file has a header and no rows")
+    return ParsedFile(
+        source=source,
+        day=day,
+        rows=type_rows(frame, source, day),
+        sha256=sha256_of(data),
+        size_bytes=len(data),
+        extra_columns=tuple(column for column in header if column not in FLIGHT_COLUMNS),
+    )
+
+
+def type_rows(frame: pd.DataFrame, source: str, day: str) -> pd.DataFrame:
+    """Cast string cells to the contract's dtypes; a cell that fails is nulled and named in _parse_errors."""
+    typed: dict[str, pd.Series] = {}
+    errors = pd.Series("", index=frame.index, dtype=object)
+    for column in FLIGHT_COLUMNS:
+        values = frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
+        if column in STRING_COLUMNS:
+            typed[column] = values.astype("string")
+            continue
+        typed[column], bad = _coerce_numeric(values, column, integer=column in INTEGER_COLUMNS)
+        if bad.any():
+            errors[bad] = errors[bad] + column + "=" + values[bad].astype(str).str.slice(0, 40) + ";"
+    rows = pd.DataFrame(typed, index=frame.index)
+    rows[PARSE_ERRORS] = errors.astype("string")
+    rows[SOURCE_FILE] = pd.Series(source, index=frame.index, dtype="string")
+    # Row 1 is the header, so the first data row is line 2 of the file.
+    rows[SOURCE_ROW] = np.arange(2, len(frame) + 2, dtype="int64")
+    rows[PARTITION_COLUMN] = pd.Series(day, index=frame.index, dtype="string")
+    rows[FILE_ERROR] = pd.Series(pd.NA, index=frame.index, dtype="string")
+    return rows.reset_index(drop=True)
+
+
+def rejection_rows(error: LandingFileError, day: str) -> pd.DataFrame:
+    """One placeholder row standing for a refused file, so the refusal flows to the quarantine."""
+    frame = pd.DataFrame({column: [None] for column in FLIGHT_COLUMNS}, dtype=str)
+    rows = type_rows(frame, error.source, day)
+    rows[SOURCE_ROW] = 0
+    rows[FILE_ERROR] = pd.Series([f"{error.rule.value}: {error.detail}"], dtype="string")
+    return rows

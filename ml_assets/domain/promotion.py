@@ -1,0 +1,39 @@
+"""The champion decision: a challenger replaces the champion only when it is clearly better."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    reason: str
+    challenger_auc: float
+    champion_auc: float | None
+    margin: float
+
+
+def decide_promotion(
+    challenger_auc: float,
+    champion_auc: float | None,
+    margin: float,
+    challenger_passed_gate: bool,
+) -> PromotionDecision:
+    """Promote when there is no champion, or the challenger beats it by at least `margin` ROC AUC.
+
+    Both scores must come from the same holdout rows; a challenger that failed its quality gate
+    is never promoted.
+    """
+    if not challenger_passed_gate:
+        return PromotionDecision(False, "challenger failed its quality gate", challenger_auc, champion_auc, margin)
+    if champion_auc is None:
+        return PromotionDecision(True, "no champion yet", challenger_auc, None, margin)
+    gain = challenger_auc - champion_auc
+    if gain >= margin:
+        return PromotionDecision(
+            True, f"challenger beats champion by {gain:+.4f} (margin {margin})", challenger_auc, champion_auc, margin
+        )
+    return PromotionDecision(
+        False, f"challenger gains {gain:+.4f}, under margin {margin}", challenger_auc, champion_auc, margin
+    )

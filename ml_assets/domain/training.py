@@ -1,0 +1,136 @@
+"""Time-based split, model fitting and scoring: plain scikit-learn, seeded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.domain.contract import LABEL
+from ml_assets.domain.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
+
+
+# MLflow saves sklearn models with skops, which refuses types it cannot vouch for; these are the
+# ones our own pipeline is made of (we build and load only models we trained).
+SKOPS_TRUSTED_TYPES = (
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+)
+
+
+@dataclass(frozen=True)
+class Split:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    train_days: tuple[str, str]
+    holdout_days: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    learning_rate: float = 0.06
+    max_iter: int = 400
+    max_leaf_nodes: int = 31
+    min_samples_leaf: int = 40
+    l2_regularization: float = 1.0
+    seed: int = 42
+
+
+def select_window(features: pd.DataFrame, window_days: int) -> pd.DataFrame:
+    """The most recent `window_days` flight dates (0 keeps everything)."""
+    if window_days <= 0:
+        return features
+    days = np.sort(features["flight_date"].unique())
+    return features[features["flight_date"].isin(days[-window_days:])]
+
+
+def time_split(features: pd.DataFrame, holdout_days: int) -> Split:
+    """Hold out the last `holdout_days` flight dates; train on everything before them."""
+    days = np.sort(features["flight_date"].unique())
+    if len(days) < 2:
+        raise ValueError(f"need at least 2 days of features to split, got {len(days)}")
+    n_holdout = min(max(holdout_days, 1), len(days) - 1)
+    first_holdout = days[-n_holdout]
+    is_holdout = features["flight_date"] >= first_holdout
+    train, holdout = features[~is_holdout], features[is_holdout]
+    return Split(
+        train=train,
+        holdout=holdout,
+        train_days=(str(days[0]), str(days[-n_holdout - 1])),
+        holdout_days=(str(first_holdout), str(days[-1])),
+    )
+
+
+def model_inputs(features: pd.DataFrame) -> pd.DataFrame:
+    """The model's input columns with the dtypes its signature declares."""
+    frame = features[list(FEATURE_COLUMNS)].copy()
+    for column in CATEGORICAL_FEATURES:
+        frame[column] = frame[column].astype(str)
+    for column in NUMERIC_FEATURES:
+        frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def build_model(params: ModelParams):
+    """Ordinal-encode categoricals inside the pipeline, so the logged model takes raw strings."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    encoder = ColumnTransformer(
+        [
+            (
+                "categories",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                ),
+                list(CATEGORICAL_FEATURES),
+            )
+        ],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+    classifier = HistGradientBoostingClassifier(
+        learning_rate=params.learning_rate,
+        max_iter=params.max_iter,
+        max_leaf_nodes=params.max_leaf_nodes,
+        min_samples_leaf=params.min_samples_leaf,
+        l2_regularization=params.l2_regularization,
+        categorical_features=list(CATEGORICAL_FEATURES),
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=20,
+        random_state=params.seed,
+    )
+    return Pipeline([("encode", encoder), ("classify", classifier)])
+
+
+def fit_model(train: pd.DataFrame, params: ModelParams):
+    model = build_model(params)
+    model.fit(model_inputs(train), train[LABEL].to_numpy())
+    return model
+
+
+def score(model, features: pd.DataFrame) -> np.ndarray:
+    """Probability of a 15+ minute late arrival or cancellation."""
+    return model.predict_proba(model_inputs(features))[:, 1]
+
+
+def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) < 2:
+        raise ValueError("cannot score a model on data with a single label value")
+    return {
+        "roc_auc": float(roc_auc_score(labels, probabilities)),
+        "pr_auc": float(average_precision_score(labels, probabilities)),
+        "log_loss": float(log_loss(labels, probabilities, labels=[0, 1])),
+        "brier": float(brier_score_loss(labels, probabilities)),
+        "positive_rate": float(labels.mean()),
+    }

@@ -1,0 +1,129 @@
+"""Row rules for landed flights: every row ends up valid or quarantined with a reason, never dropped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ml_assets.domain.contract import (
+    DELAY_THRESHOLD_MINUTES,
+    FILE_ERROR,
+    FLIGHT_KEY,
+    LABEL,
+    PARSE_ERRORS,
+    PARTITION_COLUMN,
+    REQUIRED_COLUMNS,
+    RowReason,
+)
+
+QUARANTINE_REASON = "reason"
+QUARANTINE_DETAIL = "detail"
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame
+
+    @property
+    def reason_counts(self) -> dict[str, int]:
+        return self.quarantine[QUARANTINE_REASON].value_counts().sort_index().to_dict()
+
+
+def _valid_hhmm(values: pd.Series) -> pd.Series:
+    hours, minutes = values // 100, values % 100
+    return values.between(0, 2400) & (hours <= 24) & (minutes <= 59)
+
+
+def flight_dates(rows: pd.DataFrame) -> pd.Series:
+    """ISO date of each row's year/month/day, null where they do not form a real date."""
+    parts = pd.DataFrame(
+        {"year": rows["year"], "month": rows["month"], "day": rows["day"]}
+    ).astype("float64")
+    dates = pd.to_datetime(parts, errors="coerce")
+    return dates.dt.strftime("%Y-%m-%d").astype("string")
+
+
+def row_problems(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The first broken rule of each row (or null) and a human-readable detail."""
+    reason = pd.Series(pd.NA, index=rows.index, dtype="string")
+    detail = pd.Series(pd.NA, index=rows.index, dtype="string")
+
+    def flag(mask: pd.Series, code: RowReason, text: pd.Series | str) -> None:
+        mask = mask.fillna(False).astype(bool) & reason.isna()
+        if mask.any():
+            reason[mask] = code.value
+            detail[mask] = text[mask] if isinstance(text, pd.Series) else text
+
+    file_error = rows[FILE_ERROR]
+    flag(file_error.notna(), RowReason.FILE_REJECTED, file_error)
+
+    parse_errors = rows[PARSE_ERRORS].fillna("")
+    flag(parse_errors != "", RowReason.TYPE_ERROR, parse_errors.astype("string"))
+
+    missing = pd.Series("", index=rows.index, dtype=object)
+    for column in REQUIRED_COLUMNS:
+        null = rows[column].isna()
+        if column in ("carrier", "origin", "dest"):
+            null |= rows[column].fillna("").str.strip() == ""
+        missing[null] = missing[null] + column + ";"
+    flag(missing != "", RowReason.MISSING_REQUIRED, ("null: " + missing).astype("string"))
+
+    ranges = {
+        "month": rows["month"].between(1, 12),
+        "day": rows["day"].between(1, 31),
+        "sched_dep_time": _valid_hhmm(rows["sched_dep_time"]),
+        "sched_arr_time": _valid_hhmm(rows["sched_arr_time"]),
+        "distance": rows["distance"].between(1, 10_000),
+        "flight": rows["flight"] > 0,
+    }
+    out_of_range = pd.Series("", index=rows.index, dtype=object)
+    for column, ok in ranges.items():
+        bad = ~ok.fillna(True).astype(bool)
+        out_of_range[bad] = out_of_range[bad] + column + ";"
+    flag(out_of_range != "", RowReason.OUT_OF_RANGE, ("out of range: " + out_of_range).astype("string"))
+
+    dates = flight_dates(rows)
+    mismatch = dates.isna() | (dates != rows[PARTITION_COLUMN])
+    flag(
+        mismatch,
+        RowReason.DATE_MISMATCH,
+        ("row date " + dates.fillna("invalid") + " is not file day " + rows[PARTITION_COLUMN]).astype(
+            "string"
+        ),
+    )
+
+    keyed = rows.assign(flight_date=dates)
+    duplicate = keyed.duplicated(subset=list(FLIGHT_KEY), keep="first") & reason.isna()
+    flag(duplicate, RowReason.DUPLICATE_KEY, "same flight key as an earlier row of the file")
+    return reason, detail
+
+
+def delay_label(rows: pd.DataFrame) -> pd.Series:
+    """1 when the flight arrived 15+ minutes late, was cancelled or diverted (no arrival delay)."""
+    cancelled = rows["dep_time"].isna()
+    no_arrival = rows["arr_delay"].isna()
+    late = rows["arr_delay"] >= DELAY_THRESHOLD_MINUTES
+    return (cancelled | no_arrival | late.fillna(False)).astype("int8")
+
+
+def validate_flights(rows: pd.DataFrame) -> ValidationResult:
+    """Split typed rows into valid rows (with flight_date and label) and reason-coded quarantine."""
+    reason, detail = row_problems(rows)
+    bad = reason.notna().to_numpy()
+    quarantine = rows.loc[bad].assign(
+        **{QUARANTINE_REASON: reason[bad], QUARANTINE_DETAIL: detail[bad]}
+    )
+    valid = rows.loc[~bad].copy()
+    valid["flight_date"] = valid[PARTITION_COLUMN]
+    valid[LABEL] = delay_label(valid)
+    return ValidationResult(
+        valid=valid.reset_index(drop=True), quarantine=quarantine.reset_index(drop=True)
+    )
+
+
+def null_counts(frame: pd.DataFrame, columns: tuple[str, ...] = REQUIRED_COLUMNS) -> dict[str, int]:
+    return {column: int(frame[column].isna().sum()) for column in columns}
+
+

@@ -1,0 +1,1 @@
+"""Resources: landing zone, table storage (IO manager), MLflow; chosen per environment."""

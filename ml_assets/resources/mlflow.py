@@ -1,0 +1,98 @@
+"""MLflow tracking and registry, as a typed resource over dagster-mlflow's run handling."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """Where models are tracked and registered.
+
+    Wraps dagster-mlflow's `MlFlow` (the object behind its `mlflow_tracking` resource) so a
+    Dagster run and its MLflow run share the `dagster_run_id` tag, but ends the MLflow run when
+    the training step ends: the upstream hook may end it early, and its teardown only ends runs
+    that raised.
+    """
+
+    tracking_uri: str = Field(description="MLflow tracking URI (sqlite:///..., http://host:port).")
+    artifact_location: str | None = Field(
+        default=None,
+        description="Artifact root for a new experiment (local dir or s3://); None lets the server choose.",
+    )
+    experiment_name: str = Field(default="nyc-flight-delays", description="MLflow experiment.")
+    registered_model_name: str = Field(
+        default="flight_delay_classifier", description="Registered model that holds every version."
+    )
+    ui_url: str | None = Field(
+        default=None, description="Base URL of the MLflow UI, used to link runs from Dagster."
+    )
+
+    def _prepare(self):
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        client = mlflow.MlflowClient(self.tracking_uri)
+        if client.get_experiment_by_name(self.experiment_name) is None:
+            client.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+        return mlflow
+
+    def client(self):
+        return self._prepare().MlflowClient(self.tracking_uri)
+
+    @contextlib.contextmanager
+    def start_run(self, context: dg.AssetExecutionContext, tags: dict[str, str]) -> Iterator[Any]:
+        """An active MLflow run tagged with the Dagster run; ended FINISHED or FAILED with the step."""
+        mlflow = self._prepare()
+        from dagster_mlflow.resources import MlFlow
+
+        tracking = MlFlow(
+            SimpleNamespace(
+                log=context.log,
+                dagster_run=SimpleNamespace(job_name=context.job_name),
+                run_id=context.run_id,
+                resource_config={
+                    "experiment_name": self.experiment_name,
+                    "mlflow_tracking_uri": self.tracking_uri,
+                    "extra_tags": tags,
+                },
+            )
+        )
+        try:
+            yield mlflow.active_run()
+        except BaseException:
+            tracking.end_run(status="FAILED")
+            raise
+        tracking.end_run(status="FINISHED")
+
+    def run_url(self, experiment_id: str, run_id: str) -> str | None:
+        if not self.ui_url:
+            return None
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def model_version_by_alias(self, alias: str):
+        """The registered version holding `alias`, or None."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        try:
+            return client.get_model_version_by_alias(self.registered_model_name, alias)
+        except MlflowException as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+                return None
+            raise
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client().set_registered_model_alias(self.registered_model_name, alias, version)
+
+    def load_model(self, model_uri: str):
+        return self._prepare().sklearn.load_model(model_uri)
