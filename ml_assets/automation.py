@@ -1,6 +1,5 @@
 """Jobs by user intent, and the landing sensor that turns new files into partitions and runs."""
 
-
 import json
 from dataclasses import dataclass
 
@@ -47,9 +46,7 @@ class LandingCursor:
         return (landed.modified_ns, landed.name) > (self.modified_ns, self.name)
 
 
-def new_files(
-    files: list[LandedFile], cursor: LandingCursor
-) -> tuple[list[LandedFile], LandingCursor]:
+def new_files(files: list[LandedFile], cursor: LandingCursor) -> tuple[list[LandedFile], LandingCursor]:
     """Files past the cursor, oldest first, and the cursor that covers them."""
     fresh = sorted((f for f in files if cursor.is_new(f)), key=lambda f: (f.modified_ns, f.name))
     if not fresh:
@@ -84,7 +81,11 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LocalLandingZon
     if misnamed:
         context.log.warning(f"ignored files whose name is not flights_YYYY-MM-DD.csv: {misnamed[:10]}")
     days = sorted(
-        {f.day for f in fresh if f.day and not context.instance.has_dynamic_partition(landing_days.name, f.day)}
+        {
+            f.day
+            for f in fresh
+            if f.day and not context.instance.has_dynamic_partition(landing_days.name, f.day)
+        }
     )
     return dg.SensorResult(
         run_requests=[ingest_run_request(days)] if days else [],

@@ -20,9 +20,7 @@ RAW_DATA_CHECKS = [
     )
 ]
 VALIDATED_DATA_CHECKS = [
-    dg.AssetCheckSpec(
-        "has_rows", asset=VALIDATED_DATA, blocking=True, description="At least one valid row."
-    ),
+    dg.AssetCheckSpec("has_rows", asset=VALIDATED_DATA, blocking=True, description="At least one valid row."),
     dg.AssetCheckSpec(
         "required_columns_not_null",
         asset=VALIDATED_DATA,
@@ -41,7 +39,7 @@ TRAINED_MODEL_CHECKS = [
         "holdout_roc_auc_floor",
         asset=TRAINED_MODEL,
         blocking=True,
-        description="Holdout ROC AUC is at least the configured floor; a weaker model cannot become champion.",
+        description="Holdout ROC AUC is at least the floor; a weaker model cannot become champion.",
     )
 ]
 

@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     seed_cmd = commands.add_parser("seed", help="land demo flight files (and weather/planes)")
     seed_cmd.add_argument("--start", default="2013-01-01", help="first day to land (YYYY-MM-DD)")
     seed_cmd.add_argument("--days", type=int, default=None, help="number of days (default: all 365)")
-    seed_cmd.add_argument("--to", default=None, help="landing dir (default: $ML_ASSETS_LANDING_DIR or data/landing)")
+    seed_cmd.add_argument(
+        "--to", default=None, help="landing dir (default: $ML_ASSETS_LANDING_DIR or data/landing)"
+    )
     seed_cmd.add_argument("--drip", type=float, default=0.0, metavar="SECONDS", help="pause between days")
     seed_cmd.add_argument("--if-empty", action="store_true", help="do nothing when flights files exist")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """Headless operations for `make materialize`.
 
-    python -m ml_assets.operations register      register a partition per complete landing file
-    python -m ml_assets.operations materialize   register, then materialize the whole graph in one run
+python -m ml_assets.operations register      register a partition per complete landing file
+python -m ml_assets.operations materialize   register, then materialize the whole graph in one run
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """The champion: promote the challenger only when it beats the champion on the same holdout."""
 
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -20,7 +19,9 @@ class PromotionConfig(dg.Config):
 
 def holdout_of(features: pd.DataFrame, trained_model: dict) -> pd.DataFrame:
     days = features["flight_date"]
-    return features[(days >= trained_model["holdout_first_day"]) & (days <= trained_model["holdout_last_day"])]
+    return features[
+        (days >= trained_model["holdout_first_day"]) & (days <= trained_model["holdout_last_day"])
+    ]
 
 
 @dg.asset(
@@ -28,7 +29,7 @@ def holdout_of(features: pd.DataFrame, trained_model: dict) -> pd.DataFrame:
     group_name="deployment",
     kinds={"mlflow"},
     code_version="1",
-    description="The registered model version holding the MLflow alias 'champion', after the promotion decision.",
+    description="The model version holding the MLflow alias 'champion', after the promotion decision.",
 )
 def production_model(
     context: dg.AssetExecutionContext,
@@ -39,7 +40,9 @@ def production_model(
 ) -> dg.Output[dict]:
     holdout = holdout_of(features, trained_model)
     labels = holdout[LABEL].to_numpy()
-    challenger_auc = evaluate(labels, score(mlflow.load_model(trained_model["model_uri"]), holdout))["roc_auc"]
+    challenger_auc = evaluate(labels, score(mlflow.load_model(trained_model["model_uri"]), holdout))[
+        "roc_auc"
+    ]
     champion = mlflow.model_version_by_alias(CHAMPION)
     champion_auc = None
     if champion is not None and champion.version != trained_model["version"]:
@@ -53,7 +56,9 @@ def production_model(
         )
     if decision.promote:
         mlflow.set_alias(CHAMPION, trained_model["version"])
-    champion_version = trained_model["version"] if decision.promote else (champion.version if champion else None)
+    champion_version = (
+        trained_model["version"] if decision.promote else (champion.version if champion else None)
+    )
     client = mlflow.client()
     for key, value in {
         "promotion_decision": "promoted" if decision.promote else "kept_champion",

@@ -1,6 +1,5 @@
 """Leak-free model features per landing day."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -14,7 +13,7 @@ from ml_assets.partitions import landing_days, single_run
     group_name="features",
     kinds={"pandas", "parquet"},
     code_version="1",
-    description="Per-flight features known 2 h before scheduled departure (schedule, plane, weather, congestion) and the label.",
+    description="Features known 2 h before departure (schedule, plane, weather, congestion), label.",
 )
 def features(
     validated_data: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame

@@ -1,6 +1,5 @@
 """Landing files into typed tables: raw_data per day, plus the weather and planes reference tables."""
 
-
 import io
 
 import dagster as dg

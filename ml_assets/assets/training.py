@@ -1,6 +1,5 @@
 """Train a challenger on the feature partitions and register it in MLflow."""
 
-
 import dataclasses
 
 import dagster as dg
@@ -27,7 +26,9 @@ class TrainingConfig(dg.Config):
     window_days: int = Field(default=0, description="Train on the most recent N flight dates (0 = all).")
     holdout_days: int = Field(default=60, description="Last N flight dates held out for evaluation.")
     learning_rate: float = Field(default=0.06, description="Gradient boosting learning rate.")
-    max_iter: int = Field(default=400, description="Maximum boosting iterations (early stopping may end sooner).")
+    max_iter: int = Field(
+        default=400, description="Maximum boosting iterations (early stopping may end sooner)."
+    )
     max_leaf_nodes: int = Field(default=31, description="Maximum leaves per tree.")
     min_samples_leaf: int = Field(default=40, description="Minimum rows per leaf.")
     l2_regularization: float = Field(default=1.0, description="L2 penalty on leaf values.")
@@ -59,7 +60,8 @@ def trained_model(
     split = time_split(window, config.holdout_days)
     params = config.model_params()
     context.log.info(
-        f"training on {len(split.train):,} rows {split.train_days}, holding out {len(split.holdout):,} rows {split.holdout_days}"
+        f"training on {len(split.train):,} rows {split.train_days}, "
+        f"holding out {len(split.holdout):,} rows {split.holdout_days}"
     )
     model = fit_model(split.train, params)
     train_metrics = evaluate(split.train[LABEL], score(model, split.train))
@@ -75,7 +77,13 @@ def trained_model(
         "holdout_days": f"{split.holdout_days[0]}..{split.holdout_days[1]}",
     }
     with mlflow.start_run(context, tags) as run:
-        mlflow_lib.log_params({**dataclasses.asdict(params), "window_days": config.window_days, "holdout_days": config.holdout_days})
+        mlflow_lib.log_params(
+            {
+                **dataclasses.asdict(params),
+                "window_days": config.window_days,
+                "holdout_days": config.holdout_days,
+            }
+        )
         mlflow_lib.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
         mlflow_lib.log_metrics({f"holdout_{k}": v for k, v in holdout_metrics.items()})
         mlflow_lib.log_metric("boosting_iterations", int(model[-1].n_iter_))

@@ -1,6 +1,5 @@
 """Row rules over raw_data: valid rows with the label, and a reason-coded quarantine."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -32,7 +31,7 @@ def _per_partition(raw: pd.DataFrame, valid: pd.DataFrame, quarantine: pd.DataFr
             group_name="validation",
             kinds={"pandas", "parquet"},
             code_version="1",
-            description="Rows (and refused files) that broke a rule: source file, row number, reason, detail.",
+            description="Rows and refused files that broke a rule: source file, row number, reason, detail.",
         ),
     },
     partitions_def=landing_days,

@@ -70,6 +70,7 @@ def _before_cutoff(
     event_value: np.ndarray,
     event_mask: np.ndarray,
     cutoff: np.ndarray,
+    *,
     window: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: count, sum and last value of the group's events strictly before the row's cutoff.
@@ -166,9 +167,9 @@ def congestion_features(flights: pd.DataFrame) -> pd.DataFrame:
 def prepare_weather(weather: pd.DataFrame) -> pd.DataFrame:
     """Hourly origin weather keyed by (origin, flight_date, hour); duplicates keep the first reading."""
     frame = weather.copy()
-    dates = pd.to_datetime(
-        frame[["year", "month", "day"]].astype("int64"), errors="coerce"
-    ).dt.strftime("%Y-%m-%d")
+    dates = pd.to_datetime(frame[["year", "month", "day"]].astype("int64"), errors="coerce").dt.strftime(
+        "%Y-%m-%d"
+    )
     frame["flight_date"] = dates
     frame["sched_hour"] = frame["hour"].astype("int64")
     columns = ["origin", "flight_date", "sched_hour", *WEATHER_FEATURES]
@@ -180,9 +181,7 @@ def prepare_planes(planes: pd.DataFrame) -> pd.DataFrame:
     return frame.drop_duplicates("tailnum")
 
 
-def build_features(
-    flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame
-) -> pd.DataFrame:
+def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame) -> pd.DataFrame:
     """One row per valid flight: keys, leak-free features and the label; no outcome columns."""
     frame = flights.reset_index(drop=True)
     dates = pd.to_datetime(frame["flight_date"])

@@ -13,7 +13,6 @@ import pandas as pd
 from ml_assets.domain.contract import (
     FILE_ERROR,
     FLIGHT_COLUMNS,
-    FLOAT_COLUMNS,
     INTEGER_COLUMNS,
     PARSE_ERRORS,
     PARTITION_COLUMN,
@@ -79,9 +78,7 @@ def _check_header(text: str, source: str) -> list[str]:
     return header
 
 
-def _coerce_numeric(
-    values: pd.Series, column: str, integer: bool
-) -> tuple[pd.Series, pd.Series]:
+def _coerce_numeric(values: pd.Series, column: str, integer: bool) -> tuple[pd.Series, pd.Series]:
     """Typed column plus a mask of cells that were present but not a number of the right kind."""
     numbers = pd.to_numeric(values, errors="coerce")
     bad = values.notna() & numbers.isna()

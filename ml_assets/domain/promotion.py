@@ -26,13 +26,19 @@ def decide_promotion(
     is never promoted.
     """
     if not challenger_passed_gate:
-        return PromotionDecision(False, "challenger failed its quality gate", challenger_auc, champion_auc, margin)
+        return PromotionDecision(
+            False, "challenger failed its quality gate", challenger_auc, champion_auc, margin
+        )
     if champion_auc is None:
         return PromotionDecision(True, "no champion yet", challenger_auc, None, margin)
     gain = challenger_auc - champion_auc
     if gain >= margin:
         return PromotionDecision(
-            True, f"challenger beats champion by {gain:+.4f} (margin {margin})", challenger_auc, champion_auc, margin
+            True,
+            f"challenger beats champion by {gain:+.4f} (margin {margin})",
+            challenger_auc,
+            champion_auc,
+            margin,
         )
     return PromotionDecision(
         False, f"challenger gains {gain:+.4f}, under margin {margin}", challenger_auc, champion_auc, margin

@@ -10,7 +10,6 @@ import pandas as pd
 from ml_assets.domain.contract import LABEL
 from ml_assets.domain.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
 
-
 # MLflow saves sklearn models with skops, which refuses types it cannot vouch for; these are the
 # ones our own pipeline is made of (we build and load only models we trained).
 SKOPS_TRUSTED_TYPES = (

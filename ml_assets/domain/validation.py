@@ -38,9 +38,7 @@ def _valid_hhmm(values: pd.Series) -> pd.Series:
 
 def flight_dates(rows: pd.DataFrame) -> pd.Series:
     """ISO date of each row's year/month/day, null where they do not form a real date."""
-    parts = pd.DataFrame(
-        {"year": rows["year"], "month": rows["month"], "day": rows["day"]}
-    ).astype("float64")
+    parts = pd.DataFrame({"year": rows["year"], "month": rows["month"], "day": rows["day"]}).astype("float64")
     dates = pd.to_datetime(parts, errors="coerce")
     return dates.dt.strftime("%Y-%m-%d").astype("string")
 
@@ -112,18 +110,12 @@ def validate_flights(rows: pd.DataFrame) -> ValidationResult:
     """Split typed rows into valid rows (with flight_date and label) and reason-coded quarantine."""
     reason, detail = row_problems(rows)
     bad = reason.notna().to_numpy()
-    quarantine = rows.loc[bad].assign(
-        **{QUARANTINE_REASON: reason[bad], QUARANTINE_DETAIL: detail[bad]}
-    )
+    quarantine = rows.loc[bad].assign(**{QUARANTINE_REASON: reason[bad], QUARANTINE_DETAIL: detail[bad]})
     valid = rows.loc[~bad].copy()
     valid["flight_date"] = valid[PARTITION_COLUMN]
     valid[LABEL] = delay_label(valid)
-    return ValidationResult(
-        valid=valid.reset_index(drop=True), quarantine=quarantine.reset_index(drop=True)
-    )
+    return ValidationResult(valid=valid.reset_index(drop=True), quarantine=quarantine.reset_index(drop=True))
 
 
 def null_counts(frame: pd.DataFrame, columns: tuple[str, ...] = REQUIRED_COLUMNS) -> dict[str, int]:
     return {column: int(frame[column].isna().sum()) for column in columns}
-
-

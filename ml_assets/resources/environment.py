@@ -28,12 +28,8 @@ def local_paths(root: Path | None = None) -> dict[str, str]:
     return {
         "landing_dir": os.environ.get("ML_ASSETS_LANDING_DIR", str(root / "data" / "landing")),
         "storage_dir": os.environ.get("ML_ASSETS_STORAGE_DIR", str(root / "data" / "warehouse")),
-        "tracking_uri": os.environ.get(
-            "MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"
-        ),
-        "artifact_location": os.environ.get(
-            "ML_ASSETS_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts")
-        ),
+        "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"),
+        "artifact_location": os.environ.get("ML_ASSETS_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts")),
     }
 
 

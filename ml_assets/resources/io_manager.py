@@ -21,9 +21,7 @@ def _to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def split_by_partition(
-    frame: pd.DataFrame, partition_keys: list[str]
-) -> dict[str, pd.DataFrame]:
+def split_by_partition(frame: pd.DataFrame, partition_keys: list[str]) -> dict[str, pd.DataFrame]:
     """Rows of each partition key (an empty, typed frame for a key with no rows)."""
     if PARTITION_COLUMN not in frame.columns:
         raise ValueError(

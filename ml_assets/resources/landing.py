@@ -23,7 +23,9 @@ class LandedFile:
 class LocalLandingZone(dg.ConfigurableResource):
     """Landing files in a local directory; `*.tmp` files are still being written and never read."""
 
-    landing_dir: str = Field(description="Directory holding flights_YYYY-MM-DD.csv, weather.csv and planes.csv.")
+    landing_dir: str = Field(
+        description="Directory holding flights_YYYY-MM-DD.csv, weather.csv and planes.csv."
+    )
     max_file_bytes: int = Field(
         default=64 * 1024 * 1024,
         description="A day's file larger than this is refused unread (a day of NYC flights is ~100 KB).",
