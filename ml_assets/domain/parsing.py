@@ -24,6 +24,9 @@ from ml_assets.domain.contract import (
 )
 
 
+MAX_ABS_NUMBER = 1e12
+
+
 class LandingFileError(ValueError):
     """A landing file that breaks the contract as a whole; names the file and the rule."""
 
@@ -78,16 +81,17 @@ def _check_header(text: str, source: str) -> list[str]:
     return header
 
 
-def _coerce_numeric(values: pd.Series, column: str, integer: bool) -> tuple[pd.Series, pd.Series]:
+def _coerce_numeric(values: pd.Series, integer: bool) -> tuple[pd.Series, pd.Series]:
     """Typed column plus a mask of cells that were present but not a number of the right kind."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    bad = values.notna() & numbers.isna()
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    # "inf" and "1e400" parse as numbers but are no distance, time or flight number.
+    unusable = ~np.isfinite(numbers) | (numbers.abs() > MAX_ABS_NUMBER)
     if integer:
-        fractional = numbers.notna() & (np.floor(numbers) != numbers)
-        bad |= fractional
-        numbers = numbers.where(~fractional)
-        return numbers.astype("Int64"), bad
-    return numbers.astype("float64"), bad
+        unusable |= np.floor(numbers) != numbers
+    unusable &= numbers.notna()
+    bad = (values.notna() & numbers.isna()) | unusable
+    numbers = numbers.where(~unusable)
+    return (numbers.astype("Int64") if integer else numbers), bad
 
 
 def refuse_unreadable(source: str, size_bytes: int | None, max_bytes: int) -> None:
@@ -141,7 +145,7 @@ def type_rows(frame: pd.DataFrame, source: str, day: str) -> pd.DataFrame:
         if column in STRING_COLUMNS:
             typed[column] = values.astype("string")
             continue
-        typed[column], bad = _coerce_numeric(values, column, integer=column in INTEGER_COLUMNS)
+        typed[column], bad = _coerce_numeric(values, integer=column in INTEGER_COLUMNS)
         if bad.any():
             errors[bad] = errors[bad] + column + "=" + values[bad].astype(str).str.slice(0, 40) + ";"
     rows = pd.DataFrame(typed, index=frame.index)

@@ -1,0 +1,55 @@
+"""Shared fixtures: small real slices of the 2013 NYC flights, landed in temporary dirs."""
+
+import warnings
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from ml_assets.demo import load_demo_flights, seed
+from ml_assets.domain.contract import FLIGHT_COLUMNS
+from ml_assets.resources.io_manager import ParquetIOManager
+from ml_assets.resources.landing import LocalLandingZone
+from ml_assets.resources.mlflow import MlflowTracking
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+
+@pytest.fixture(scope="session")
+def demo_flights() -> pd.DataFrame:
+    """The package's flights as strings, with a `_date` column (as landed by the demo)."""
+    return load_demo_flights()
+
+
+@pytest.fixture
+def day_csv(demo_flights):
+    """Bytes of one real day's landing file."""
+
+    def make(day: str = "2013-01-15") -> bytes:
+        rows = demo_flights[demo_flights["_date"] == day]
+        return rows[list(FLIGHT_COLUMNS)].to_csv(index=False).encode()
+
+    return make
+
+
+def make_resources(root: Path, landing_dir: Path, tracking_uri: str | None = None) -> dict:
+    mlflow_dir = root / "mlflow"
+    mlflow_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "landing": LocalLandingZone(landing_dir=str(landing_dir)),
+        "io_manager": ParquetIOManager(base_dir=str(root / "warehouse")),
+        "mlflow": MlflowTracking(
+            tracking_uri=tracking_uri or f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+            artifact_location=str(mlflow_dir / "artifacts"),
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def landed_month(tmp_path_factory) -> Path:
+    """January 2013 landed as 31 daily files plus weather and planes."""
+    landing = tmp_path_factory.mktemp("landing")
+    seed(landing, "2013-01-01", 31)
+    return landing

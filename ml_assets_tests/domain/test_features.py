@@ -1,0 +1,97 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_assets.demo import demo_data_dir
+from ml_assets.domain.contract import OUTCOME_COLUMNS
+from ml_assets.domain.features import (
+    FEATURE_COLUMNS,
+    build_features,
+    congestion_features,
+    leaked_columns,
+)
+from ml_assets.domain.parsing import parse_landing_file
+from ml_assets.domain.validation import validate_flights
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return pd.read_csv(demo_data_dir() / "weather.csv"), pd.read_csv(demo_data_dir() / "planes.csv")
+
+
+@pytest.fixture
+def valid_day(day_csv):
+    return validate_flights(parse_landing_file(day_csv("2013-01-15"), "f.csv", "2013-01-15").rows).valid
+
+
+def flights(**columns) -> pd.DataFrame:
+    n = len(next(iter(columns.values())))
+    base = {
+        "flight_date": ["2013-01-15"] * n,
+        "origin": ["JFK"] * n,
+        "carrier": ["AA"] * n,
+        "dest": ["MIA"] * n,
+        "tailnum": [f"N{i}" for i in range(n)],
+        "arr_delay": [np.nan] * n,
+        "air_time": [np.nan] * n,
+    }
+    base.update(columns)
+    return pd.DataFrame(base)
+
+
+def test_congestion_counts_only_departures_before_the_cutoff():
+    # Target flight at 12:00 has cutoff 10:00. Departures at 08:00 (+0), 09:50 (+50 late), 10:00.
+    frame = flights(
+        sched_dep_time=[800, 900, 1000, 1200],
+        dep_delay=[0.0, 50.0, 0.0, 0.0],
+    )
+    out = congestion_features(frame)
+    target = out.iloc[3]
+    assert target["origin_departed"] == 2  # 10:00 is not strictly before the cutoff
+    assert target["origin_mean_dep_delay"] == pytest.approx(25.0)
+    assert target["origin_share_delayed"] == pytest.approx(0.5)
+    assert target["origin_last_hour_departed"] == 1  # only the 09:50 departure in 09:00-10:00
+    assert target["origin_pending"] == 0
+    assert target["origin_scheduled_next_2h"] == 1  # the 10:00 flight
+    # The first flight of the day has nothing before its cutoff.
+    assert out.iloc[0]["origin_departed"] == 0
+    assert np.isnan(out.iloc[0]["origin_mean_dep_delay"])
+
+
+def test_cancelled_flight_before_cutoff_counts_as_pending():
+    frame = flights(sched_dep_time=[700, 1200], dep_delay=[np.nan, 0.0])
+    out = congestion_features(frame)
+    assert out.iloc[1]["origin_pending"] == 1
+    assert out.iloc[1]["origin_departed"] == 0
+
+
+def test_other_airports_and_days_do_not_mix():
+    frame = flights(sched_dep_time=[800, 1200], dep_delay=[30.0, 0.0])
+    frame.loc[0, "origin"] = "EWR"
+    assert congestion_features(frame).iloc[1]["origin_departed"] == 0
+    frame.loc[0, "origin"] = "JFK"
+    frame.loc[0, "flight_date"] = "2013-01-14"
+    assert congestion_features(frame).iloc[1]["origin_departed"] == 0
+
+
+def test_features_have_no_outcome_columns(valid_day, reference):
+    table = build_features(valid_day, *reference)
+    assert leaked_columns(table.columns) == []
+    assert not set(OUTCOME_COLUMNS) & set(table.columns)
+    assert len(table) == len(valid_day)
+    assert set(FEATURE_COLUMNS) <= set(table.columns)
+    assert table["temp"].notna().mean() > 0.95  # weather joined for nearly every flight
+    assert table["seats"].notna().mean() > 0.8  # planes joined where the tail is known
+
+
+def test_a_flights_own_outcome_never_moves_its_own_features(valid_day, reference):
+    """Behavioural leak test: rewrite each flight's own outcome; its feature row must not change."""
+    before = build_features(valid_day, *reference)
+    rng = np.random.default_rng(7)
+    for i in rng.choice(len(valid_day), size=25, replace=False):
+        changed = valid_day.copy()
+        changed.loc[i, ["dep_delay", "arr_delay", "air_time"]] = [400.0, 420.0, 55.0]
+        after = build_features(changed, *reference)
+        pd.testing.assert_series_equal(
+            before.loc[i, list(FEATURE_COLUMNS)], after.loc[i, list(FEATURE_COLUMNS)], check_names=False
+        )

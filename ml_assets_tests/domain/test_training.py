@@ -1,0 +1,68 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_assets.domain.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from ml_assets.domain.training import ModelParams, evaluate, fit_model, score, select_window, time_split
+
+
+def synthetic_features(days: int = 30, per_day: int = 120, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = days * per_day
+    frame = pd.DataFrame({column: rng.normal(size=n) for column in NUMERIC_FEATURES})
+    for column in CATEGORICAL_FEATURES:
+        frame[column] = rng.choice(["A", "B", "C"], size=n)
+    frame["flight_date"] = np.repeat(pd.date_range("2013-01-01", periods=days).strftime("%Y-%m-%d"), per_day)
+    signal = 1.5 * frame["origin_mean_dep_delay"] + (frame["carrier"] == "A")
+    frame["label"] = (signal + rng.normal(scale=0.7, size=n) > 0.8).astype("int8")
+    return frame
+
+
+def test_time_split_holds_out_the_last_days():
+    frame = synthetic_features(days=10, per_day=5)
+    split = time_split(frame, holdout_days=3)
+    assert split.holdout_days == ("2013-01-08", "2013-01-10")
+    assert split.train_days == ("2013-01-01", "2013-01-07")
+    assert split.train["flight_date"].max() < split.holdout["flight_date"].min()
+    assert len(split.train) + len(split.holdout) == len(frame)
+
+
+def test_time_split_keeps_one_training_day_and_refuses_one_day():
+    frame = synthetic_features(days=3, per_day=5)
+    assert time_split(frame, holdout_days=60).train_days == ("2013-01-01", "2013-01-01")
+    with pytest.raises(ValueError, match="at least 2 days"):
+        time_split(synthetic_features(days=1, per_day=5), holdout_days=1)
+
+
+def test_window_keeps_the_most_recent_days():
+    frame = synthetic_features(days=10, per_day=5)
+    assert sorted(select_window(frame, 4)["flight_date"].unique()) == [
+        "2013-01-07",
+        "2013-01-08",
+        "2013-01-09",
+        "2013-01-10",
+    ]
+    assert len(select_window(frame, 0)) == len(frame)
+
+
+def test_model_learns_signal_and_is_reproducible_from_its_seed():
+    split = time_split(synthetic_features(), holdout_days=5)
+    params = ModelParams(max_iter=60, seed=3)
+    first = score(fit_model(split.train, params), split.holdout)
+    second = score(fit_model(split.train, params), split.holdout)
+    np.testing.assert_array_equal(first, second)
+    metrics = evaluate(split.holdout["label"], first)
+    assert metrics["roc_auc"] > 0.85
+    assert 0 < metrics["brier"] < 0.25
+
+
+def test_model_scores_unseen_categories():
+    split = time_split(synthetic_features(), holdout_days=5)
+    model = fit_model(split.train, ModelParams(max_iter=20))
+    unseen = split.holdout.head(3).assign(carrier="ZZ")
+    assert np.isfinite(score(model, unseen)).all()
+
+
+def test_evaluate_refuses_a_single_class():
+    with pytest.raises(ValueError, match="single label"):
+        evaluate(np.zeros(5), np.full(5, 0.3))

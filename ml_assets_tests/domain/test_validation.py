@@ -1,0 +1,86 @@
+import string
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ml_assets.domain.contract import FLIGHT_COLUMNS, LABEL, RowReason
+from ml_assets.domain.parsing import parse_landing_file, type_rows
+from ml_assets.domain.validation import (
+    QUARANTINE_REASON,
+    delay_label,
+    row_problems,
+    validate_flights,
+)
+
+DAY = "2013-01-15"
+
+
+def typed_day(day_csv) -> pd.DataFrame:
+    return parse_landing_file(day_csv(DAY), "f.csv", DAY).rows
+
+
+def test_real_day_is_all_valid_and_labelled(day_csv):
+    rows = typed_day(day_csv)
+    result = validate_flights(rows)
+    assert len(result.valid) == len(rows) == 894
+    assert result.quarantine.empty
+    assert set(result.valid[LABEL].unique()) <= {0, 1}
+    assert (result.valid["flight_date"] == DAY).all()
+
+
+def test_each_rule_quarantines_with_its_reason(day_csv):
+    rows = typed_day(day_csv)
+    rows.loc[0, "distance"] = -5.0
+    rows.loc[1, "day"] = 16  # the row says 2013-01-16 inside the 2013-01-15 file
+    rows.loc[2, "carrier"] = pd.NA
+    rows.loc[3, "_parse_errors"] = "distance=abc;"
+    rows.loc[4, "sched_dep_time"] = 2575
+    rows = pd.concat([rows, rows.iloc[[10]]], ignore_index=True)  # an exact duplicate row
+    result = validate_flights(rows)
+    reasons = result.quarantine.set_index("_source_row")[QUARANTINE_REASON]
+    assert reasons.loc[rows.loc[0, "_source_row"]] == RowReason.OUT_OF_RANGE
+    assert reasons.loc[rows.loc[1, "_source_row"]] == RowReason.DATE_MISMATCH
+    assert reasons.loc[rows.loc[2, "_source_row"]] == RowReason.MISSING_REQUIRED
+    assert reasons.loc[rows.loc[3, "_source_row"]] == RowReason.TYPE_ERROR
+    assert reasons.loc[rows.loc[4, "_source_row"]] == RowReason.OUT_OF_RANGE
+    assert result.reason_counts == {
+        "date_mismatch": 1,
+        "duplicate_key": 1,
+        "missing_required": 1,
+        "out_of_range": 2,
+        "type_error": 1,
+    }
+    assert len(result.valid) + len(result.quarantine) == len(rows)
+    detail = result.quarantine.set_index("_source_row")["detail"]
+    assert "distance" in detail.loc[rows.loc[0, "_source_row"]]
+
+
+def test_label_counts_late_cancelled_and_diverted():
+    frame = pd.DataFrame(
+        {
+            "dep_time": [600.0, 600.0, np.nan, 600.0, 600.0],
+            "arr_delay": [14.0, 15.0, np.nan, np.nan, -3.0],
+        }
+    )
+    assert delay_label(frame).tolist() == [0, 1, 1, 1, 0]
+
+
+cell = st.one_of(
+    st.none(),
+    st.text(alphabet=string.printable + "é€", max_size=8),
+    st.integers(-5000, 5000).map(str),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.fixed_dictionaries({column: cell for column in FLIGHT_COLUMNS}), max_size=25))
+def test_validation_never_raises_and_loses_no_row(records):
+    frame = pd.DataFrame(records, columns=list(FLIGHT_COLUMNS), dtype=object)
+    rows = type_rows(frame, "generated.csv", DAY)
+    result = validate_flights(rows)
+    assert len(result.valid) + len(result.quarantine) == len(frame)
+    assert result.quarantine[QUARANTINE_REASON].notna().all()
+    reason, _ = row_problems(rows)
+    assert int(reason.isna().sum()) == len(result.valid)
