@@ -13,7 +13,6 @@ INGEST_ASSETS = ["raw_data", "validated_data", "quarantine", "features"]
 ingest_job = dg.define_asset_job(
     "ingest",
     selection=dg.AssetSelection.assets(*INGEST_ASSETS),
-    partitions_def=landing_days,
     description="Landing day(s) to validated data and features.",
 )
 reference_job = dg.define_asset_job(

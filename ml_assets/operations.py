@@ -27,17 +27,17 @@ def register_landed_days(instance: dg.DagsterInstance, landing: LocalLandingZone
     return new
 
 
-def materialize_command(partitions: list[str]) -> list[str]:
+def materialize_command(partitions: list[str], extra: list[str] | None = None) -> list[str]:
     """The dagster CLI call that materializes every asset over all partitions as a single run."""
     dagster = shutil.which("dagster") or os.path.join(os.path.dirname(sys.executable), "dagster")
     command = [dagster, "asset", "materialize", "-m", "ml_assets.definitions", "--select", "*"]
-    return [*command, "--partition-range", f"{partitions[0]}...{partitions[-1]}"]
+    return [*command, "--partition-range", f"{partitions[0]}...{partitions[-1]}", *(extra or [])]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ml_assets.operations", description=__doc__)
     parser.add_argument("command", choices=["register", "materialize"])
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     instance = dg.DagsterInstance.get()
     landing = LocalLandingZone(landing_dir=local_paths()["landing_dir"])
     new = register_landed_days(instance, landing)
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "materialize":
         if not partitions:
             sys.exit(f"no landing files in {landing.landing_dir}: run `python -m ml_assets.demo seed` first")
-        command = materialize_command(partitions)
+        command = materialize_command(partitions, extra)
         print(" ".join(command), flush=True)
         os.execv(command[0], command)
 

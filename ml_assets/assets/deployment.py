@@ -40,39 +40,38 @@ def production_model(
 ) -> dg.Output[dict]:
     holdout = holdout_of(features, trained_model)
     labels = holdout[LABEL].to_numpy()
-    challenger_auc = evaluate(labels, score(mlflow.load_model(trained_model["model_uri"]), holdout))[
-        "roc_auc"
-    ]
-    champion = mlflow.model_version_by_alias(CHAMPION)
+    challenger_version = trained_model["version"]
+    challenger_auc = evaluate(labels, score(mlflow.load_model(trained_model["model_uri"]), holdout))
+    challenger_auc = challenger_auc["roc_auc"]
+    current = mlflow.version_with_alias(CHAMPION)
     champion_auc = None
-    if champion is not None and champion.version != trained_model["version"]:
-        champion_model = mlflow.load_model(f"models:/{mlflow.registered_model_name}/{champion.version}")
+    if current is not None and current != challenger_version:
+        champion_model = mlflow.load_model(mlflow.version_uri(current))
         champion_auc = evaluate(labels, score(champion_model, holdout))["roc_auc"]
-    if champion is not None and champion.version == trained_model["version"]:
-        decision = decide_promotion(challenger_auc, challenger_auc, config.promotion_margin, True)
-    else:
-        decision = decide_promotion(
-            challenger_auc, champion_auc, config.promotion_margin, trained_model["passed_quality_gate"]
-        )
-    if decision.promote:
-        mlflow.set_alias(CHAMPION, trained_model["version"])
-    champion_version = (
-        trained_model["version"] if decision.promote else (champion.version if champion else None)
+    decision = decide_promotion(
+        challenger_auc,
+        champion_auc,
+        config.promotion_margin,
+        trained_model["passed_quality_gate"],
+        already_champion=current == challenger_version,
     )
+    if decision.promote:
+        mlflow.set_alias(CHAMPION, challenger_version)
+    champion_version = challenger_version if decision.promote else current
     client = mlflow.client()
     for key, value in {
         "promotion_decision": "promoted" if decision.promote else "kept_champion",
         "promotion_reason": decision.reason,
         "promotion_challenger_auc": f"{challenger_auc:.5f}",
         "promotion_champion_auc": "" if champion_auc is None else f"{champion_auc:.5f}",
-        "promotion_dagster_run_id": context.run_id,
+        "promotion_dagster_run_id": context.run.run_id,
     }.items():
-        client.set_model_version_tag(mlflow.registered_model_name, trained_model["version"], key, value)
+        client.set_model_version_tag(mlflow.registered_model_name, challenger_version, key, value)
     context.log.info(f"promotion: {decision.reason}; champion is version {champion_version}")
     record = {
         "champion_version": champion_version,
         "champion_uri": f"models:/{mlflow.registered_model_name}@{CHAMPION}" if champion_version else None,
-        "challenger_version": trained_model["version"],
+        "challenger_version": challenger_version,
         "promoted": decision.promote,
         "reason": decision.reason,
         "challenger_auc": challenger_auc,
@@ -83,7 +82,7 @@ def production_model(
         metadata={
             "champion_version": str(champion_version),
             "champion_uri": str(record["champion_uri"]),
-            "challenger_version": trained_model["version"],
+            "challenger_version": challenger_version,
             "promoted": decision.promote,
             "decision": decision.reason,
             "challenger_holdout_roc_auc": challenger_auc,

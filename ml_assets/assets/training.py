@@ -101,7 +101,7 @@ def trained_model(
         run_id, experiment_id = run.info.run_id, run.info.experiment_id
 
     record = {
-        "model_uri": f"models:/{mlflow.registered_model_name}/{version}",
+        "model_uri": mlflow.version_uri(version),
         "registered_model_name": mlflow.registered_model_name,
         "version": version,
         "mlflow_run_id": run_id,

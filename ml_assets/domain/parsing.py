@@ -23,7 +23,6 @@ from ml_assets.domain.contract import (
     FileRule,
 )
 
-
 MAX_ABS_NUMBER = 1e12
 
 

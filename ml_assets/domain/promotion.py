@@ -19,12 +19,18 @@ def decide_promotion(
     champion_auc: float | None,
     margin: float,
     challenger_passed_gate: bool,
+    *,
+    already_champion: bool = False,
 ) -> PromotionDecision:
     """Promote when there is no champion, or the challenger beats it by at least `margin` ROC AUC.
 
     Both scores must come from the same holdout rows; a challenger that failed its quality gate
     is never promoted.
     """
+    if already_champion:
+        return PromotionDecision(
+            False, "challenger already holds the champion alias", challenger_auc, challenger_auc, margin
+        )
     if not challenger_passed_gate:
         return PromotionDecision(
             False, "challenger failed its quality gate", challenger_auc, champion_auc, margin

@@ -59,7 +59,7 @@ class MlflowTracking(dg.ConfigurableResource):
             SimpleNamespace(
                 log=context.log,
                 dagster_run=SimpleNamespace(job_name=context.job_name),
-                run_id=context.run_id,
+                run_id=context.run.run_id,
                 resource_config={
                     "experiment_name": self.experiment_name,
                     "mlflow_tracking_uri": self.tracking_uri,
@@ -79,17 +79,21 @@ class MlflowTracking(dg.ConfigurableResource):
             return None
         return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
-    def model_version_by_alias(self, alias: str):
+    def version_with_alias(self, alias: str) -> str | None:
         """The registered version holding `alias`, or None."""
         from mlflow.exceptions import MlflowException
 
-        client = self.client()
         try:
-            return client.get_model_version_by_alias(self.registered_model_name, alias)
+            model = self.client().get_registered_model(self.registered_model_name)
         except MlflowException as exc:
-            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return None
             raise
+        version = model.aliases.get(alias)
+        return None if version is None else str(version)
+
+    def version_uri(self, version: str) -> str:
+        return f"models:/{self.registered_model_name}/{version}"
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.registered_model_name, alias, version)

@@ -1,0 +1,155 @@
+"""The whole graph in process over January 2013 (31 real landing files), asserting values."""
+
+import dagster as dg
+import mlflow
+import pandas as pd
+import pytest
+
+from ml_assets.definitions import defs
+from ml_assets.domain.contract import OUTCOME_COLUMNS
+from ml_assets.partitions import landing_days
+from ml_assets_tests.conftest import make_resources
+
+DAYS = [f"2013-01-{d:02d}" for d in range(1, 32)]
+TRAIN = {"ops": {"trained_model": {"config": {"holdout_days": 7, "max_iter": 150}}}}
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory, landed_month):
+    root = tmp_path_factory.mktemp("graph")
+    resources = make_resources(root, landed_month)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(landing_days.name, DAYS)
+        assets = list(defs().assets)
+        first = dg.materialize(
+            assets,
+            instance=instance,
+            resources=resources,
+            run_config=TRAIN,
+            tags={
+                "dagster/asset_partition_range_start": DAYS[0],
+                "dagster/asset_partition_range_end": DAYS[-1],
+            },
+        )
+        yield {"assets": assets, "instance": instance, "resources": resources, "root": root, "first": first}
+
+
+def materializations(result, key: str) -> list:
+    return [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
+
+
+def meta(event, name):
+    return event.materialization.metadata[name].value
+
+
+def registry(resources):
+    tracking = resources["mlflow"]
+    return mlflow.MlflowClient(tracking.tracking_uri), tracking.registered_model_name
+
+
+def test_backfill_is_one_run_and_every_check_passes(graph):
+    first = graph["first"]
+    assert first.success
+    assert len(graph["instance"].get_runs()) == 1
+    checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
+    assert checks == {
+        "files_parse": True,
+        "has_rows": True,
+        "required_columns_not_null": True,
+        "rows_reconcile": True,
+        "holdout_roc_auc_floor": True,
+    }
+    assert len(materializations(first, "raw_data")) == 31
+    assert len(materializations(first, "features")) == 31
+
+
+def test_rows_reconcile_with_the_landing_files(graph, demo_flights):
+    io = graph["resources"]["io_manager"]
+    raw = pd.concat(pd.read_parquet(f"{io.base_dir}/raw_data/{d}.parquet") for d in DAYS)
+    valid = pd.concat(pd.read_parquet(f"{io.base_dir}/validated_data/{d}.parquet") for d in DAYS)
+    quarantine = pd.concat(pd.read_parquet(f"{io.base_dir}/quarantine/{d}.parquet") for d in DAYS)
+    january = int(demo_flights["_date"].isin(DAYS).sum())
+    assert len(raw) == january == 27004
+    assert len(valid) + len(quarantine) == len(raw)
+    assert len(quarantine) == 0  # the demo month is clean
+    per_day = raw.groupby("landing_day").size()
+    assert per_day["2013-01-15"] == 894
+
+
+def test_features_hold_no_outcome_and_one_row_per_valid_flight(graph):
+    io = graph["resources"]["io_manager"]
+    features = pd.concat(pd.read_parquet(f"{io.base_dir}/features/{d}.parquet") for d in DAYS)
+    assert not set(OUTCOME_COLUMNS) & set(features.columns)
+    assert len(features) == 27004
+    assert 0.15 < features["label"].mean() < 0.45
+
+
+def test_model_beats_chance_and_becomes_champion(graph):
+    (trained,) = materializations(graph["first"], "trained_model")
+    assert meta(trained, "holdout_roc_auc") > 0.65
+    assert meta(trained, "holdout_rows") > 5000
+    (production,) = materializations(graph["first"], "production_model")
+    assert meta(production, "champion_version") == "1"
+    assert meta(production, "promoted") is True
+    client, name = registry(graph["resources"])
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert champion.version == 1
+    assert champion.tags["promotion_decision"] == "promoted"
+    assert client.get_model_version_by_alias(name, "challenger").version == 1
+    run = client.get_run(meta(trained, "mlflow_run_id"))
+    assert run.data.tags["dagster_run_id"] == graph["first"].run_id
+    assert run.data.metrics["holdout_roc_auc"] == pytest.approx(meta(trained, "holdout_roc_auc"))
+    assert run.info.status == "FINISHED"
+
+
+def test_worse_model_does_not_replace_the_champion(graph):
+    weak = {
+        "ops": {
+            "trained_model": {
+                "config": {
+                    "holdout_days": 7,
+                    "max_iter": 3,
+                    "max_leaf_nodes": 3,
+                    "learning_rate": 0.01,
+                    "min_holdout_roc_auc": 0.5,
+                }
+            }
+        }
+    }
+    result = dg.materialize(
+        graph["assets"],
+        selection=["trained_model", "production_model"],
+        instance=graph["instance"],
+        resources=graph["resources"],
+        run_config=weak,
+    )
+    assert result.success
+    (production,) = materializations(result, "production_model")
+    assert meta(production, "promoted") is False
+    assert meta(production, "champion_version") == "1"
+    assert meta(production, "challenger_holdout_roc_auc") < meta(production, "champion_holdout_roc_auc")
+    client, name = registry(graph["resources"])
+    assert client.get_model_version_by_alias(name, "champion").version == 1
+    assert client.get_model_version_by_alias(name, "challenger").version == 2
+    assert client.get_model_version(name, "2").tags["promotion_decision"] == "kept_champion"
+
+
+def test_blocking_auc_floor_stops_promotion(graph):
+    strict = {
+        "ops": {"trained_model": {"config": {"holdout_days": 7, "max_iter": 20, "min_holdout_roc_auc": 0.99}}}
+    }
+    result = dg.materialize(
+        graph["assets"],
+        selection=["trained_model", "production_model"],
+        instance=graph["instance"],
+        resources=graph["resources"],
+        run_config=strict,
+        raise_on_error=False,
+    )
+    assert not result.success
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "holdout_roc_auc_floor"
+    assert check.passed is False
+    assert materializations(result, "production_model") == []
+    client, name = registry(graph["resources"])
+    assert client.get_model_version_by_alias(name, "champion").version == 1

@@ -1,0 +1,75 @@
+import os
+
+import dagster as dg
+import pytest
+
+from ml_assets.automation import LandingCursor, landing_sensor
+from ml_assets.partitions import landing_days
+from ml_assets.resources.landing import LocalLandingZone
+
+
+def touch(path, content: bytes = b"x\n", mtime_ns: int | None = None):
+    path.write_bytes(content)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def tick(instance, landing_dir, cursor=None):
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"landing": LocalLandingZone(landing_dir=str(landing_dir))},
+    )
+    return landing_sensor(context), context
+
+
+def test_backlog_registers_every_day_in_one_range_run(instance, tmp_path):
+    for day in (1, 2, 3):
+        touch(tmp_path / f"flights_2013-01-0{day}.csv", mtime_ns=day * 10**9)
+    touch(tmp_path / "flights_2013-01-04.csv.tmp")  # still being written
+    touch(tmp_path / "weather.csv")
+    result, _ = tick(instance, tmp_path)
+    assert [r.partition_keys for r in result.dynamic_partitions_requests] == [
+        ["2013-01-01", "2013-01-02", "2013-01-03"]
+    ]
+    (run,) = result.run_requests
+    assert run.tags["dagster/asset_partition_range_start"] == "2013-01-01"
+    assert run.tags["dagster/asset_partition_range_end"] == "2013-01-03"
+    assert LandingCursor.parse(result.cursor) == LandingCursor(3 * 10**9, "flights_2013-01-03.csv")
+
+
+def test_next_tick_sees_only_the_new_file(instance, tmp_path):
+    touch(tmp_path / "flights_2013-01-01.csv", mtime_ns=10**9)
+    first, _ = tick(instance, tmp_path)
+    instance.add_dynamic_partitions(landing_days.name, ["2013-01-01"])
+    nothing, _ = tick(instance, tmp_path, first.cursor)
+    assert isinstance(nothing, dg.SkipReason)
+    # The writer renames the finished *.tmp: now it is complete and new.
+    touch(tmp_path / "flights_2013-01-02.csv", mtime_ns=2 * 10**9)
+    second, _ = tick(instance, tmp_path, first.cursor)
+    (run,) = second.run_requests
+    assert run.partition_key == "2013-01-02"
+
+
+def test_misnamed_file_is_not_a_partition(instance, tmp_path):
+    touch(tmp_path / "flights_jan-first.csv", mtime_ns=10**9)
+    result, _ = tick(instance, tmp_path)
+    assert result.run_requests == []
+    assert result.dynamic_partitions_requests == []
+    assert LandingCursor.parse(result.cursor).name == "flights_jan-first.csv"
+
+
+def test_ten_thousand_seen_files_and_one_new(instance, tmp_path):
+    for i in range(10_000):
+        touch(tmp_path / f"flights_{2000 + i // 365:04d}-01-{i % 28 + 1:02d}_{i}.csv", mtime_ns=10**9)
+    cursor = LandingCursor(10**9, "flights_~").dump()  # everything above is already seen
+    touch(tmp_path / "flights_2013-02-01.csv", mtime_ns=2 * 10**9)
+    result, _ = tick(instance, tmp_path, cursor)
+    (run,) = result.run_requests
+    assert run.partition_key == "2013-02-01"

@@ -1,0 +1,64 @@
+import dagster as dg
+import pytest
+
+from ml_assets.definitions import defs
+from ml_assets.resources.environment import environment_name, resources_for
+
+EXPECTED_ASSETS = {
+    "raw_data",
+    "weather",
+    "planes",
+    "validated_data",
+    "quarantine",
+    "features",
+    "trained_model",
+    "production_model",
+}
+
+
+def test_definitions_load_with_the_whole_graph():
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == EXPECTED_ASSETS
+    assert graph.get(dg.AssetKey("features")).parent_keys == {
+        dg.AssetKey("validated_data"),
+        dg.AssetKey("weather"),
+        dg.AssetKey("planes"),
+    }
+    assert graph.get(dg.AssetKey("production_model")).parent_keys == {
+        dg.AssetKey("trained_model"),
+        dg.AssetKey("features"),
+    }
+    jobs = {job.name for job in definitions.get_repository_def().get_all_jobs()}
+    assert {"ingest", "retrain", "load_reference_data"} <= jobs
+    assert definitions.get_sensor_def("landing_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_every_asset_and_check_is_described_and_grouped():
+    graph = defs().resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, key
+        assert node.group_name in {"ingestion", "validation", "features", "training", "deployment"}
+    blocking = {
+        check.name for assets_def in defs().assets for check in assets_def.check_specs if check.blocking
+    }
+    assert {"holdout_roc_auc_floor", "rows_reconcile", "has_rows"} <= blocking
+
+
+def test_partitioned_assets_backfill_as_one_run():
+    for assets_def in defs().assets:
+        assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_environment_is_chosen_by_one_variable(monkeypatch, tmp_path):
+    monkeypatch.delenv("ML_ASSETS_ENV", raising=False)
+    assert environment_name() == "local"
+    monkeypatch.setenv("ML_ASSETS_ENV", "staging")
+    with pytest.raises(ValueError, match="ML_ASSETS_ENV='staging'"):
+        environment_name()
+    monkeypatch.setenv("ML_ASSETS_LANDING_DIR", str(tmp_path / "in"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    resources = resources_for("local")
+    assert resources["landing"].landing_dir == str(tmp_path / "in")
+    assert resources["mlflow"].tracking_uri == "http://127.0.0.1:5999"
