@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from ml_assets.assets.metadata import row_count
 from ml_assets.domain.features import FEATURE_COLUMNS, build_features
 from ml_assets.partitions import landing_days, single_run
 
@@ -16,13 +17,16 @@ from ml_assets.partitions import landing_days, single_run
     description="Features known 2 h before departure (schedule, plane, weather, congestion), label.",
 )
 def features(
-    validated_data: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame
+    context: dg.AssetExecutionContext,
+    validated_data: pd.DataFrame,
+    weather: pd.DataFrame,
+    planes: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     table = build_features(validated_data, weather, planes)
     return dg.Output(
         table,
         metadata={
-            "dagster/row_count": len(table),
+            **row_count(context, len(table)),
             "feature_count": len(FEATURE_COLUMNS),
             "label_rate": float(table["label"].mean()) if len(table) else 0.0,
             "first_flight_date": str(table["flight_date"].min()) if len(table) else "",

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import checks
+from ml_assets.assets.metadata import row_count
 from ml_assets.domain.contract import FILE_ERROR, file_name_for_day
 from ml_assets.domain.parsing import (
     LandingFileError,
@@ -55,7 +56,7 @@ def raw_data(context: dg.AssetExecutionContext, landing: LocalLandingZone):
     rows = pd.concat(frames, ignore_index=True)
     flight_rows = int(rows[FILE_ERROR].isna().sum())
     metadata = {
-        "dagster/row_count": flight_rows,
+        **row_count(context, flight_rows),
         "days": len(days),
         "files_read": len(files),
         "files_rejected": len(rejected),

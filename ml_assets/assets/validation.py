@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import checks
+from ml_assets.assets.metadata import row_count
 from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.domain.validation import null_counts, validate_flights
 from ml_assets.partitions import landing_days, single_run
@@ -47,7 +48,7 @@ def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
         result.valid,
         output_name="validated_data",
         metadata={
-            "dagster/row_count": len(result.valid),
+            **row_count(context, len(result.valid)),
             "raw_rows": len(raw_data),
             "quarantined_rows": len(result.quarantine),
             "quarantined_share": len(result.quarantine) / max(len(raw_data), 1),
@@ -57,7 +58,7 @@ def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
         result.quarantine,
         output_name="quarantine",
         metadata={
-            "dagster/row_count": len(result.quarantine),
+            **row_count(context, len(result.quarantine)),
             "reasons": dg.MetadataValue.json(reasons),
         },
     )
