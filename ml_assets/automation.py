@@ -15,11 +15,6 @@ ingest_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*INGEST_ASSETS),
     description="Landing day(s) to validated data and features.",
 )
-reference_job = dg.define_asset_job(
-    "load_reference_data",
-    selection=dg.AssetSelection.assets("weather", "planes"),
-    description="Reload the weather and planes reference tables.",
-)
 retrain_job = dg.define_asset_job(
     "retrain",
     selection=dg.AssetSelection.assets("trained_model", "production_model"),

@@ -7,7 +7,7 @@ from ml_assets.assets.features import features
 from ml_assets.assets.ingestion import planes, raw_data, weather
 from ml_assets.assets.training import trained_model
 from ml_assets.assets.validation import validated_data
-from ml_assets.automation import ingest_job, landing_sensor, reference_job, retrain_job
+from ml_assets.automation import ingest_job, landing_sensor, retrain_job
 from ml_assets.resources.environment import environment_name, resources_for
 
 
@@ -15,7 +15,7 @@ from ml_assets.resources.environment import environment_name, resources_for
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[raw_data, weather, planes, validated_data, features, trained_model, production_model],
-        jobs=[ingest_job, reference_job, retrain_job],
+        jobs=[ingest_job, retrain_job],
         sensors=[landing_sensor],
         resources=resources_for(environment_name()),
         # One process per run: a step process re-imports the code location (~2 s each).

@@ -1,28 +1,32 @@
 """Leak-free model features per landing day."""
 
+import io
+
 import dagster as dg
 import pandas as pd
 
+from ml_assets.assets.ingestion import planes, weather
 from ml_assets.assets.metadata import row_count
 from ml_assets.domain.features import FEATURE_COLUMNS, build_features
 from ml_assets.partitions import landing_days, single_run
+from ml_assets.resources.landing import LocalLandingZone
 
 
 @dg.asset(
     partitions_def=landing_days,
     backfill_policy=single_run,
+    deps=[weather, planes],
     group_name="features",
     kinds={"pandas", "parquet"},
     code_version="1",
     description="Features known 2 h before departure (schedule, plane, weather, congestion), label.",
 )
 def features(
-    context: dg.AssetExecutionContext,
-    validated_data: pd.DataFrame,
-    weather: pd.DataFrame,
-    planes: pd.DataFrame,
+    context: dg.AssetExecutionContext, validated_data: pd.DataFrame, landing: LocalLandingZone
 ) -> dg.Output[pd.DataFrame]:
-    table = build_features(validated_data, weather, planes)
+    weather_table = pd.read_csv(io.BytesIO(landing.read_reference("weather.csv")))
+    planes_table = pd.read_csv(io.BytesIO(landing.read_reference("planes.csv")))
+    table = build_features(validated_data, weather_table, planes_table)
     return dg.Output(
         table,
         metadata={

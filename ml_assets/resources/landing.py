@@ -63,6 +63,6 @@ class LocalLandingZone(dg.ConfigurableResource):
     def read_day(self, day: str) -> bytes:
         return (self._root() / file_name_for_day(day)).read_bytes()
 
-    def read_reference(self, name: str) -> tuple[str, bytes]:
-        path = self._root() / name
-        return str(path), path.read_bytes()
+    def read_reference(self, name: str) -> bytes:
+        """A reference table (weather.csv, planes.csv) beside the daily files."""
+        return (self._root() / name).read_bytes()
