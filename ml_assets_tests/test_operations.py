@@ -50,7 +50,7 @@ def test_make_materialize_runs_the_whole_graph_in_one_run(tmp_path):
     record = json.loads((tmp_path / "warehouse" / "production_model.json").read_text())
     assert record["champion_version"] == "1"
     trained = json.loads((tmp_path / "warehouse" / "trained_model.json").read_text())
-    assert (trained["holdout_first_day"], trained["holdout_last_day"]) == ("2013-06-09", "2013-06-12")
+    assert (trained["holdout_first_day"], trained["holdout_last_day"]) == ("2013-06-10", "2013-06-12")
     assert len(list((tmp_path / "warehouse" / "features").glob("*.parquet"))) == 12
     with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
         runs = instance.get_runs()

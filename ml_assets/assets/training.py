@@ -25,6 +25,10 @@ from ml_assets.resources.mlflow import CHALLENGER, MlflowTracking
 class TrainingConfig(dg.Config):
     window_days: int = Field(default=0, description="Train on the most recent N flight dates (0 = all).")
     holdout_days: int = Field(default=60, description="Last N flight dates held out for evaluation.")
+    max_holdout_fraction: float = Field(
+        default=0.25,
+        description="Hold out at most this share of the days, so a short history still trains.",
+    )
     learning_rate: float = Field(default=0.06, description="Gradient boosting learning rate.")
     max_iter: int = Field(
         default=400, description="Maximum boosting iterations (early stopping may end sooner)."
@@ -57,7 +61,7 @@ def trained_model(
     mlflow: MlflowTracking,
 ):
     window = select_window(features, config.window_days)
-    split = time_split(window, config.holdout_days)
+    split = time_split(window, config.holdout_days, config.max_holdout_fraction)
     params = config.model_params()
     context.log.info(
         f"training on {len(split.train):,} rows {split.train_days}, "

@@ -45,12 +45,14 @@ def select_window(features: pd.DataFrame, window_days: int) -> pd.DataFrame:
     return features[features["flight_date"].isin(days[-window_days:])]
 
 
-def time_split(features: pd.DataFrame, holdout_days: int) -> Split:
-    """Hold out the last `holdout_days` flight dates; train on everything before them."""
+def time_split(features: pd.DataFrame, holdout_days: int, max_holdout_fraction: float = 1.0) -> Split:
+    """Hold out the last `holdout_days` flight dates (at most `max_holdout_fraction` of the days, and
+    always leaving one day to train on); train on everything before them."""
     days = np.sort(features["flight_date"].unique())
     if len(days) < 2:
         raise ValueError(f"need at least 2 days of features to split, got {len(days)}")
-    n_holdout = min(max(holdout_days, 1), len(days) - 1)
+    cap = max(int(len(days) * max_holdout_fraction), 1)
+    n_holdout = min(max(holdout_days, 1), cap, len(days) - 1)
     first_holdout = days[-n_holdout]
     is_holdout = features["flight_date"] >= first_holdout
     train, holdout = features[~is_holdout], features[is_holdout]

@@ -30,6 +30,13 @@ def test_time_split_holds_out_the_last_days():
 def test_time_split_keeps_one_training_day_and_refuses_one_day():
     frame = synthetic_features(days=3, per_day=5)
     assert time_split(frame, holdout_days=60).train_days == ("2013-01-01", "2013-01-01")
+    assert time_split(frame, holdout_days=60, max_holdout_fraction=0.25).holdout_days == (
+        "2013-01-03",
+        "2013-01-03",
+    )
+    year = synthetic_features(days=365, per_day=1)
+    assert len(time_split(year, holdout_days=60, max_holdout_fraction=0.25).holdout) == 60
+    assert len(time_split(year.head(40), holdout_days=60, max_holdout_fraction=0.25).holdout) == 10
     with pytest.raises(ValueError, match="at least 2 days"):
         time_split(synthetic_features(days=1, per_day=5), holdout_days=1)
 

@@ -1,0 +1,95 @@
+"""`dagster dev` as a user runs it: real webserver and daemon, "Materialize all" launched as the UI
+launches it (a partition backfill over all partitions), asserted through GraphQL and MLflow."""
+
+import json
+import os
+import shutil
+import sys
+
+import mlflow
+import pytest
+
+from ml_assets.demo import seed
+from ml_assets_tests.integration.servers import REPO, GraphQL, free_port, process_group, wait_for_http
+
+pytestmark = pytest.mark.integration
+
+EXECUTABLE_ASSETS = [
+    "raw_data",
+    "validated_data",
+    "quarantine",
+    "features",
+    "trained_model",
+    "production_model",
+]
+LAUNCH = """mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+  }
+}"""
+BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  ... on PartitionBackfill { status numPartitions } } }"""
+ASSET_METADATA = """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
+  assetMaterializations(limit: 1) { metadataEntries { label ... on TextMetadataEntry { text } } } } } }"""
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dev")
+    home = root / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    seed(root / "landing", "2013-07-01", 14)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ML_ASSETS_LANDING_DIR": str(root / "landing"),
+        "ML_ASSETS_STORAGE_DIR": str(root / "warehouse"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "ML_ASSETS_MLFLOW_ARTIFACTS": str(root / "artifacts"),
+    }
+    bin_dir = os.path.dirname(sys.executable)
+    log = root / "dagster-dev.log"
+    command = [f"{bin_dir}/dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"]
+    with process_group(command, env, log) as process:
+        wait_for_http(f"http://127.0.0.1:{port}/server_info", process, log)
+        yield {"graphql": GraphQL(f"http://127.0.0.1:{port}"), "root": root, "env": env, "log": log}
+
+
+def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
+    gql = dagster_dev["graphql"]
+    # The landing sensor (running by default) registers the 14 days and launches one ingest run.
+    ingest = gql.wait(
+        lambda: [r for r in gql.runs() if r["status"] == "SUCCESS"], 180, "the sensor's ingest run"
+    )
+    assert [r["jobName"] for r in ingest] == ["ingest"]
+    # "Materialize all" in the UI: a backfill of every asset over all partitions.
+    launched = gql(
+        LAUNCH,
+        params={"assetSelection": [{"path": [key]} for key in EXECUTABLE_ASSETS], "allPartitions": True},
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill = gql.wait(
+        lambda: (
+            (b := gql(BACKFILL, id=launched["backfillId"])["partitionBackfillOrError"])["status"]
+            in {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+            and b
+        ),
+        300,
+        "the backfill",
+    )
+    assert backfill == {"status": "COMPLETED_SUCCESS", "numPartitions": 14}, dagster_dev["log"].read_text()[
+        -3000:
+    ]
+    runs = gql.runs()
+    assert all(r["status"] == "SUCCESS" for r in runs)
+    # One run for the daily chain over all 14 days, one for the models: not one run per day.
+    assert len(runs) == 3
+    record = json.loads((dagster_dev["root"] / "warehouse" / "production_model.json").read_text())
+    assert record["champion_version"] == "1"
+    client = mlflow.MlflowClient(dagster_dev["env"]["MLFLOW_TRACKING_URI"])
+    assert str(client.get_registered_model("flight_delay_classifier").aliases["champion"]) == "1"
+    entries = gql(ASSET_METADATA, key={"path": ["production_model"]})["assetOrError"]
+    labels = {e["label"]: e.get("text") for e in entries["assetMaterializations"][0]["metadataEntries"]}
+    assert labels["champion_version"] == "1"
