@@ -1,14 +1,16 @@
 """The champion: promote the challenger only when it beats the champion on the same holdout."""
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from ml_assets import checks
 from ml_assets.domain.contract import LABEL
 from ml_assets.domain.promotion import decide_promotion
 from ml_assets.domain.training import evaluate, score
 from ml_assets.partitions import single_run
-from ml_assets.resources.mlflow import CHAMPION, MlflowTracking
+from ml_assets.resources.mlflow import CHAMPION, HOLDOUT_SAMPLE, MlflowTracking
 
 
 class PromotionConfig(dg.Config):
@@ -28,6 +30,7 @@ def holdout_of(features: pd.DataFrame, trained_model: dict) -> pd.DataFrame:
     backfill_policy=single_run,
     group_name="deployment",
     kinds={"mlflow"},
+    check_specs=checks.PRODUCTION_MODEL_CHECKS,
     code_version="1",
     description="The model version holding the MLflow alias 'champion', after the promotion decision.",
 )
@@ -37,7 +40,7 @@ def production_model(
     trained_model: dict,
     features: pd.DataFrame,
     mlflow: MlflowTracking,
-) -> dg.Output[dict]:
+):
     holdout = holdout_of(features, trained_model)
     labels = holdout[LABEL].to_numpy()
     challenger_version = trained_model["version"]
@@ -77,7 +80,7 @@ def production_model(
         "challenger_auc": challenger_auc,
         "champion_auc": champion_auc,
     }
-    return dg.Output(
+    yield dg.Output(
         record,
         metadata={
             "champion_version": str(champion_version),
@@ -90,3 +93,15 @@ def production_model(
             "holdout_rows": len(holdout),
         },
     )
+    yield _champion_reproduces(mlflow, champion_version)
+
+
+def _champion_reproduces(mlflow: MlflowTracking, version: str | None) -> dg.AssetCheckResult:
+    """Load the champion by alias and re-score the holdout sample its training run logged."""
+    if version is None:
+        return checks.champion_reproduces(None, 0, None)
+    sample = mlflow.load_table_artifact(mlflow.run_id_of(version), HOLDOUT_SAMPLE)
+    model = mlflow.load_model(f"models:/{mlflow.registered_model_name}@{CHAMPION}")
+    rescored = model.predict_proba(sample.drop(columns="prediction"))[:, 1]
+    difference = float(np.max(np.abs(rescored - sample["prediction"].to_numpy()))) if len(sample) else 0.0
+    return checks.champion_reproduces(difference, len(sample), version)

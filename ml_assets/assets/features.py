@@ -5,11 +5,14 @@ import io
 import dagster as dg
 import pandas as pd
 
+from ml_assets import checks
 from ml_assets.assets.ingestion import planes, weather
 from ml_assets.assets.metadata import row_count
 from ml_assets.domain.features import FEATURE_COLUMNS, build_features
+from ml_assets.domain.quality import leaked_outcomes, population_stability, univariate_auc
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LocalLandingZone
+from ml_assets.resources.mlflow import MlflowTracking
 
 
 @dg.asset(
@@ -18,16 +21,20 @@ from ml_assets.resources.landing import LocalLandingZone
     deps=[weather, planes],
     group_name="features",
     kinds={"pandas", "parquet"},
+    check_specs=checks.FEATURES_CHECKS,
     code_version="1",
     description="Features known 2 h before departure (schedule, plane, weather, congestion), label.",
 )
 def features(
-    context: dg.AssetExecutionContext, validated_data: pd.DataFrame, landing: LocalLandingZone
-) -> dg.Output[pd.DataFrame]:
+    context: dg.AssetExecutionContext,
+    validated_data: pd.DataFrame,
+    landing: LocalLandingZone,
+    mlflow: MlflowTracking,
+):
     weather_table = pd.read_csv(io.BytesIO(landing.read_reference("weather.csv")))
     planes_table = pd.read_csv(io.BytesIO(landing.read_reference("planes.csv")))
     table = build_features(validated_data, weather_table, planes_table)
-    return dg.Output(
+    yield dg.Output(
         table,
         metadata={
             **row_count(context, len(table)),
@@ -37,3 +44,10 @@ def features(
             "last_flight_date": str(table["flight_date"].max()) if len(table) else "",
         },
     )
+    yield checks.no_leakage(leaked_outcomes(table.columns), univariate_auc(table))
+    reference = mlflow.champion_reference()
+    if reference is None:
+        yield checks.drift_psi(None, None)
+    else:
+        profile, version = reference
+        yield checks.drift_psi(population_stability(profile, table), f"champion version {version}")

@@ -12,6 +12,7 @@ from ml_assets.domain.parsing import (
     refuse_unreadable,
     rejection_rows,
 )
+from ml_assets.domain.quality import row_count_anomalies
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LocalLandingZone
 
@@ -53,12 +54,14 @@ def raw_data(context: dg.AssetExecutionContext, landing: LocalLandingZone):
             context.log.info(f"read {n}/{len(days)} landing files")
     rows = pd.concat(frames, ignore_index=True)
     flight_rows = int(rows[FILE_ERROR].isna().sum())
+    rows_by_day = {f["day"]: f["rows"] for f in files}
     metadata = {
         **row_count(context, flight_rows),
         "days": len(days),
         "files_read": len(files),
         "files_rejected": len(rejected),
         "bytes_read": sum(f["bytes"] for f in files),
+        "rows_by_day": dg.MetadataValue.json(rows_by_day),
     }
     if len(files) == 1:
         metadata.update(
@@ -66,7 +69,32 @@ def raw_data(context: dg.AssetExecutionContext, landing: LocalLandingZone):
         )
     metadata["files"] = dg.MetadataValue.json(files[:400])
     yield dg.Output(rows, metadata=metadata)
+    history = _rows_by_day_before(context, min(days))
     yield checks.raw_files_parse(rejected, len(days))
+    yield checks.raw_required_columns(rejected, len(days))
+    yield checks.raw_row_count_band(row_count_anomalies(rows_by_day, history), len(rows_by_day))
+    yield checks.raw_duplicate_files(files)
+
+
+def _rows_by_day_before(context: dg.AssetExecutionContext, day: str, window: int = 14) -> dict[str, int]:
+    """Row counts of the `window` landing days before `day`, from raw_data's recorded materializations."""
+    earlier = sorted(k for k in context.instance.get_dynamic_partitions(landing_days.name) if k < day)
+    earlier = earlier[-window:]
+    if not earlier:
+        return {}
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=earlier), limit=len(earlier) * 4
+    ).records
+    history: dict[str, int] = {}
+    for record in records:  # newest first: the first figure seen for a day is its latest
+        materialization = record.asset_materialization
+        recorded = materialization.metadata.get("rows_by_day") if materialization else None
+        if recorded is None:
+            continue
+        for recorded_day, rows in recorded.value.items():
+            if recorded_day in earlier:
+                history.setdefault(recorded_day, int(rows))
+    return history
 
 
 # Reference tables are kept up to date outside this pipeline: external assets give them lineage in

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ml_assets import checks
 from ml_assets.domain.contract import LABEL
+from ml_assets.domain.quality import feature_profile, slice_auc
 from ml_assets.domain.training import (
     SKOPS_TRUSTED_TYPES,
     ModelParams,
@@ -19,7 +20,15 @@ from ml_assets.domain.training import (
     time_split,
 )
 from ml_assets.partitions import single_run
-from ml_assets.resources.mlflow import CHALLENGER, MlflowTracking
+from ml_assets.resources.mlflow import (
+    CHALLENGER,
+    CHAMPION,
+    HOLDOUT_SAMPLE,
+    REFERENCE_PROFILE,
+    MlflowTracking,
+)
+
+HOLDOUT_SAMPLE_ROWS = 200
 
 
 class TrainingConfig(dg.Config):
@@ -68,9 +77,14 @@ def trained_model(
         f"holding out {len(split.holdout):,} rows {split.holdout_days}"
     )
     model = fit_model(split.train, params)
+    context.log.info(f"fitted {int(model[-1].n_iter_)} boosting iterations")
+    labels = split.holdout[LABEL].to_numpy()
+    origins = split.holdout["origin"].to_numpy()
+    holdout_proba = score(model, split.holdout)
     train_metrics = evaluate(split.train[LABEL], score(model, split.train))
-    holdout_metrics = evaluate(split.holdout[LABEL], score(model, split.holdout))
+    holdout_metrics = evaluate(labels, holdout_proba)
     passed_gate = holdout_metrics["roc_auc"] >= config.min_holdout_roc_auc
+    champion = _champion_on_holdout(mlflow, split.holdout)
 
     import mlflow as mlflow_lib
     from mlflow.models import infer_signature
@@ -91,6 +105,8 @@ def trained_model(
         mlflow_lib.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
         mlflow_lib.log_metrics({f"holdout_{k}": v for k, v in holdout_metrics.items()})
         mlflow_lib.log_metric("boosting_iterations", int(model[-1].n_iter_))
+        mlflow_lib.log_dict(feature_profile(split.train), REFERENCE_PROFILE)
+        _log_holdout_sample(mlflow_lib, split.holdout, holdout_proba)
         example = model_inputs(split.holdout.head(5))
         info = mlflow_lib.sklearn.log_model(
             model,
@@ -132,3 +148,33 @@ def trained_model(
         },
     )
     yield checks.holdout_auc_floor(holdout_metrics["roc_auc"], config.min_holdout_roc_auc)
+    yield checks.calibration_vs_champion(holdout_metrics["brier"], champion and champion["brier"])
+    yield checks.origin_slices_vs_champion(
+        slice_auc(labels, holdout_proba, origins), champion and champion["slice_auc"]
+    )
+
+
+def _champion_on_holdout(mlflow: MlflowTracking, holdout: pd.DataFrame) -> dict | None:
+    """The current champion's Brier and per-origin ROC AUC on this holdout, or None without one."""
+    version = mlflow.version_with_alias(CHAMPION)
+    if version is None:
+        return None
+    probabilities = score(mlflow.load_model(mlflow.version_uri(version)), holdout)
+    labels = holdout[LABEL].to_numpy()
+    return {
+        "version": version,
+        "brier": evaluate(labels, probabilities)["brier"],
+        "slice_auc": slice_auc(labels, probabilities, holdout["origin"].to_numpy()),
+    }
+
+
+def _log_holdout_sample(mlflow_lib, holdout: pd.DataFrame, probabilities, rows: int = HOLDOUT_SAMPLE_ROWS):
+    """The first holdout rows with their predictions: the champion check re-scores them later."""
+    import tempfile
+    from pathlib import Path
+
+    sample = model_inputs(holdout.head(rows)).assign(prediction=probabilities[:rows])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / HOLDOUT_SAMPLE
+        sample.to_parquet(path, index=False)
+        mlflow_lib.log_artifact(str(path))

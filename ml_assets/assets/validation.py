@@ -6,6 +6,7 @@ import pandas as pd
 from ml_assets import checks
 from ml_assets.assets.metadata import row_count
 from ml_assets.domain.contract import PARTITION_COLUMN
+from ml_assets.domain.quality import duplicate_keys, quarantine_shares, range_violations
 from ml_assets.domain.validation import null_counts, validate_flights
 from ml_assets.partitions import landing_days, single_run
 
@@ -63,7 +64,10 @@ def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
         },
     )
     yield checks.has_rows(len(result.valid))
-    yield checks.required_not_null(null_counts(result.valid))
+    yield checks.required_not_null(null_counts(result.valid), len(result.valid))
+    yield checks.value_ranges(range_violations(result.valid))
+    yield checks.unique_flight_key(duplicate_keys(result.valid))
     yield checks.rows_reconcile(per_partition)
+    yield checks.quarantine_share(quarantine_shares(per_partition))
     if reasons:
         context.log.warning(f"quarantined {len(result.quarantine)} rows by reason: {reasons}")

@@ -12,6 +12,9 @@ from pydantic import Field
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Artifacts every training run logs beside the model.
+REFERENCE_PROFILE = "reference_profile.json"
+HOLDOUT_SAMPLE = "holdout_sample.parquet"
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -94,6 +97,31 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def version_uri(self, version: str) -> str:
         return f"models:/{self.registered_model_name}/{version}"
+
+    def run_id_of(self, version: str) -> str:
+        return self.client().get_model_version(self.registered_model_name, version).run_id
+
+    def load_json_artifact(self, run_id: str, path: str) -> dict:
+        import mlflow
+
+        self._prepare()
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+
+    def load_table_artifact(self, run_id: str, path: str):
+        import tempfile
+
+        import pandas as pd
+
+        client = self.client()
+        with tempfile.TemporaryDirectory() as tmp:
+            return pd.read_parquet(client.download_artifacts(run_id, path, tmp))
+
+    def champion_reference(self) -> tuple[dict, str] | None:
+        """(training profile, version) of the champion, or None when there is no champion yet."""
+        version = self.version_with_alias(CHAMPION)
+        if version is None:
+            return None
+        return self.load_json_artifact(self.run_id_of(version), REFERENCE_PROFILE), version
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.registered_model_name, alias, version)

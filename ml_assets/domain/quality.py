@@ -1,0 +1,123 @@
+"""Data and model quality measures behind the asset checks: plain functions over frames."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.domain.contract import FLIGHT_KEY, LABEL, OUTCOME_COLUMNS, PARTITION_COLUMN
+from ml_assets.domain.features import NUMERIC_FEATURES
+from ml_assets.domain.validation import flight_dates
+
+PSI_BINS = 10
+PSI_EPSILON = 1e-4
+
+
+def row_count_anomalies(
+    counts: Mapping[str, int], history: Mapping[str, int], window: int = 14, tolerance: float = 0.5
+) -> list[dict]:
+    """Days whose row count is outside median ± tolerance of the `window` days before them.
+
+    `counts` are the days to judge; `history` holds earlier days' counts. A day with fewer than
+    3 earlier days has no band yet and is not judged.
+    """
+    known = {**history, **counts}
+    days = sorted(known)
+    anomalies = []
+    for day in sorted(counts):
+        earlier = [known[d] for d in days if d < day][-window:]
+        if len(earlier) < 3:
+            continue
+        median = float(np.median(earlier))
+        low, high = median * (1 - tolerance), median * (1 + tolerance)
+        if not low <= counts[day] <= high:
+            anomalies.append({"day": day, "rows": counts[day], "band": [round(low), round(high)]})
+    return anomalies
+
+
+def range_violations(valid: pd.DataFrame) -> dict[str, int]:
+    """Valid rows breaking a value range (should be zero: validation quarantines them)."""
+    sched = valid["sched_dep_time"]
+    dates = flight_dates(valid)
+    return {
+        "distance": int((~valid["distance"].between(1, 10_000)).sum()),
+        "sched_dep_hour": int((~(sched // 100).between(0, 24)).sum()),
+        "sched_dep_minute": int((~(sched % 100).between(0, 59)).sum()),
+        "date_is_partition_day": int((dates != valid[PARTITION_COLUMN]).sum()),
+    }
+
+
+def duplicate_keys(valid: pd.DataFrame) -> int:
+    return int(valid.duplicated(subset=list(FLIGHT_KEY)).sum())
+
+
+def quarantine_shares(per_partition: list[dict]) -> list[dict]:
+    return [{**p, "share": p["quarantined"] / p["raw"] if p["raw"] else 0.0} for p in per_partition]
+
+
+def univariate_auc(features: pd.DataFrame, columns: tuple[str, ...] = NUMERIC_FEATURES) -> dict[str, float]:
+    """ROC AUC of each numeric feature alone against the label (direction-free: max(auc, 1 - auc))."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = features[LABEL].to_numpy()
+    if len(np.unique(labels)) < 2:
+        return {}
+    scores = {}
+    for column in columns:
+        values = features[column].astype("float64")
+        if values.notna().sum() == 0:
+            continue
+        auc = roc_auc_score(labels, values.fillna(values.median()).to_numpy())
+        scores[column] = float(max(auc, 1 - auc))
+    return scores
+
+
+def leaked_outcomes(columns) -> list[str]:
+    return [column for column in columns if column in OUTCOME_COLUMNS]
+
+
+def feature_profile(features: pd.DataFrame, columns: tuple[str, ...] = NUMERIC_FEATURES) -> dict:
+    """Decile edges and shares of each numeric feature (missing values as their own bin)."""
+    profile = {}
+    for column in columns:
+        values = features[column].astype("float64").to_numpy()
+        present = values[~np.isnan(values)]
+        if present.size == 0:
+            continue
+        edges = np.unique(np.quantile(present, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
+        profile[column] = {"edges": edges.tolist(), "shares": _bin_shares(values, edges).tolist()}
+    return profile
+
+
+def _bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    missing = np.isnan(values)
+    counts = np.bincount(np.searchsorted(edges, values[~missing], side="right"), minlength=len(edges) + 1)
+    counts = np.append(counts, missing.sum()).astype("float64")
+    return counts / max(counts.sum(), 1)
+
+
+def population_stability(profile: dict, features: pd.DataFrame) -> dict[str, float]:
+    """PSI of each profiled feature between the reference profile and `features`."""
+    psi = {}
+    for column, reference in profile.items():
+        if column not in features:
+            continue
+        expected = np.asarray(reference["shares"]) + PSI_EPSILON
+        actual = _bin_shares(features[column].astype("float64").to_numpy(), np.asarray(reference["edges"]))
+        actual = actual + PSI_EPSILON
+        psi[column] = float(np.sum((actual - expected) * np.log(actual / expected)))
+    return psi
+
+
+def slice_auc(labels: np.ndarray, probabilities: np.ndarray, slices: np.ndarray) -> dict[str, float]:
+    """ROC AUC within each slice value that holds both labels."""
+    from sklearn.metrics import roc_auc_score
+
+    out = {}
+    for value in np.unique(slices):
+        mask = slices == value
+        if len(np.unique(labels[mask])) == 2:
+            out[str(value)] = float(roc_auc_score(labels[mask], probabilities[mask]))
+    return out
