@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ml_assets.domain.contract import FileRule
 from ml_assets.partitions import landing_days
 from ml_assets.resources.landing import LandedFile, LocalLandingZone
 
@@ -48,15 +49,24 @@ def new_files(files: list[LandedFile], cursor: LandingCursor) -> tuple[list[Land
     return fresh, LandingCursor(fresh[-1].modified_ns, fresh[-1].name)
 
 
-def ingest_run_request(days: list[str]) -> dg.RunRequest:
-    """One run for all the new days: a partition range, so a backlog costs one process start."""
-    if len(days) == 1:
-        return dg.RunRequest(partition_key=days[0])
+def ingest_run_request(landed: LandedFile) -> dg.RunRequest:
+    """One run per landing file, so a bad day fails its own run and never blocks another day's."""
     return dg.RunRequest(
-        tags={
-            "dagster/asset_partition_range_start": days[0],
-            "dagster/asset_partition_range_end": days[-1],
-        }
+        partition_key=landed.day,
+        run_key=f"{landed.name}:{landed.modified_ns}",
+        tags={"ml_assets/landing_file": landed.name},
+    )
+
+
+def misnamed_file_event(landed: LandedFile, location: str) -> dg.AssetObservation:
+    """A file whose name is no landing day: recorded on raw_data, left untouched."""
+    return dg.AssetObservation(
+        asset_key="raw_data",
+        metadata={
+            "rejected_file": location,
+            "rule": FileRule.BAD_FILE_NAME.value,
+            "detail": "file name is not flights_YYYY-MM-DD.csv; the file was not read",
+        },
     )
 
 
@@ -64,25 +74,27 @@ def ingest_run_request(days: list[str]) -> dg.RunRequest:
     job=ingest_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Registers a partition for each new complete landing file and asks for one ingest run.",
+    description="Registers a partition per new complete landing file and asks for one ingest run per file.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LocalLandingZone):
     cursor = LandingCursor.parse(context.cursor)
     fresh, next_cursor = new_files(landing.list_files(), cursor)
     if not fresh:
         return dg.SkipReason("no new landing files")
-    misnamed = [f.name for f in fresh if f.day is None]
-    if misnamed:
-        context.log.warning(f"ignored files whose name is not flights_YYYY-MM-DD.csv: {misnamed[:10]}")
-    days = sorted(
-        {
-            f.day
-            for f in fresh
-            if f.day and not context.instance.has_dynamic_partition(landing_days.name, f.day)
-        }
+    misnamed = [f for f in fresh if f.day is None]
+    for landed in misnamed:
+        context.log.warning(f"{landing.location(landed.name)}: rule 'bad_file_name': not read")
+    named = [f for f in fresh if f.day is not None]
+    new_days = sorted(
+        {f.day for f in named if not context.instance.has_dynamic_partition(landing_days.name, f.day)}
     )
+    # On the first tick, days registered before the sensor ran (`make dev` registers the demo) are
+    # left to the user; after it, a file past the cursor for a known day is a re-land and runs again.
+    first_tick = not context.cursor
+    to_run = [f for f in named if f.day in new_days or not first_tick]
     return dg.SensorResult(
-        run_requests=[ingest_run_request(days)] if days else [],
-        dynamic_partitions_requests=[landing_days.build_add_request(days)] if days else [],
+        run_requests=[ingest_run_request(f) for f in to_run],
+        dynamic_partitions_requests=[landing_days.build_add_request(new_days)] if new_days else [],
+        asset_events=[misnamed_file_event(f, landing.location(f.name)) for f in misnamed],
         cursor=next_cursor.dump(),
     )

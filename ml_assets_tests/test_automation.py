@@ -29,7 +29,7 @@ def tick(instance, landing_dir, cursor=None):
     return landing_sensor(context), context
 
 
-def test_backlog_registers_every_day_in_one_range_run(instance, tmp_path):
+def test_backlog_registers_every_day_with_one_run_per_file(instance, tmp_path):
     for day in (1, 2, 3):
         touch(tmp_path / f"flights_2013-01-0{day}.csv", mtime_ns=day * 10**9)
     touch(tmp_path / "flights_2013-01-04.csv.tmp")  # still being written
@@ -38,9 +38,8 @@ def test_backlog_registers_every_day_in_one_range_run(instance, tmp_path):
     assert [r.partition_keys for r in result.dynamic_partitions_requests] == [
         ["2013-01-01", "2013-01-02", "2013-01-03"]
     ]
-    (run,) = result.run_requests
-    assert run.tags["dagster/asset_partition_range_start"] == "2013-01-01"
-    assert run.tags["dagster/asset_partition_range_end"] == "2013-01-03"
+    assert [r.partition_key for r in result.run_requests] == ["2013-01-01", "2013-01-02", "2013-01-03"]
+    assert result.run_requests[0].run_key == f"flights_2013-01-01.csv:{10**9}"
     assert LandingCursor.parse(result.cursor) == LandingCursor(3 * 10**9, "flights_2013-01-03.csv")
 
 
@@ -57,12 +56,28 @@ def test_next_tick_sees_only_the_new_file(instance, tmp_path):
     assert run.partition_key == "2013-01-02"
 
 
-def test_misnamed_file_is_not_a_partition(instance, tmp_path):
+def test_misnamed_file_is_recorded_not_read(instance, tmp_path):
     touch(tmp_path / "flights_jan-first.csv", mtime_ns=10**9)
     result, _ = tick(instance, tmp_path)
     assert result.run_requests == []
     assert result.dynamic_partitions_requests == []
+    (event,) = result.asset_events
+    assert event.asset_key == dg.AssetKey("raw_data")
+    assert event.metadata["rule"].value == "bad_file_name"
+    assert event.metadata["rejected_file"].value.endswith("flights_jan-first.csv")
     assert LandingCursor.parse(result.cursor).name == "flights_jan-first.csv"
+
+
+def test_days_registered_before_the_first_tick_are_not_rerun(instance, tmp_path):
+    touch(tmp_path / "flights_2013-01-01.csv", mtime_ns=10**9)
+    instance.add_dynamic_partitions(landing_days.name, ["2013-01-01"])  # as `make dev` does
+    first, _ = tick(instance, tmp_path)
+    assert first.run_requests == []
+    # The day's file is landed again with new content: a re-land runs the day again.
+    touch(tmp_path / "flights_2013-01-01.csv", b"y\n", mtime_ns=5 * 10**9)
+    again, _ = tick(instance, tmp_path, first.cursor)
+    assert [r.partition_key for r in again.run_requests] == ["2013-01-01"]
+    assert again.dynamic_partitions_requests == []
 
 
 def test_ten_thousand_seen_files_and_one_new(instance, tmp_path):
