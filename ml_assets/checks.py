@@ -121,6 +121,20 @@ def _describe_files(rows: list[dict]) -> str | None:
     return (text + (f"; and {len(rows) - 5} more" if len(rows) > 5 else "")) or None
 
 
+# Dagster's builders: checks judged from recorded metadata, with no data read back.
+
+
+def builder_checks() -> list:
+    """A column added, dropped or retyped in a layer's table warns; so does a label rate that
+    no longer looks like flight delays (the 2013 data runs between 0.1 and 0.5 a day)."""
+    return [
+        *dg.build_column_schema_change_checks(assets=[RAW_DATA, VALIDATED_DATA, FEATURES]),
+        *dg.build_metadata_bounds_checks(
+            assets=[FEATURES], metadata_key="label_rate", min_value=0.02, max_value=0.8
+        ),
+    ]
+
+
 # raw_data
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ml_assets import checks
 from ml_assets.assets.ingestion import planes, weather
-from ml_assets.assets.metadata import row_count
+from ml_assets.assets.metadata import column_schema, row_count
 from ml_assets.domain.features import FEATURE_COLUMNS, build_features
 from ml_assets.domain.quality import leaked_outcomes, population_stability, univariate_auc
 from ml_assets.partitions import landing_days, single_run
@@ -38,6 +38,7 @@ def features(
         table,
         metadata={
             **row_count(context, len(table)),
+            **column_schema(table),
             "feature_count": len(FEATURE_COLUMNS),
             "label_rate": float(table["label"].mean()) if len(table) else 0.0,
             "first_flight_date": str(table["flight_date"].min()) if len(table) else "",

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import checks
-from ml_assets.assets.metadata import row_count
+from ml_assets.assets.metadata import column_schema, row_count
 from ml_assets.domain.contract import FILE_ERROR, file_name_for_day
 from ml_assets.domain.parsing import (
     LandingFileError,
@@ -57,6 +57,7 @@ def raw_data(context: dg.AssetExecutionContext, landing: LocalLandingZone):
     rows_by_day = {f["day"]: f["rows"] for f in files}
     metadata = {
         **row_count(context, flight_rows),
+        **column_schema(rows),
         "days": len(days),
         "files_read": len(files),
         "files_rejected": len(rejected),

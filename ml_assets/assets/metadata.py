@@ -1,6 +1,7 @@
 """Materialization metadata shared by the partitioned assets."""
 
 import dagster as dg
+import pandas as pd
 
 
 def row_count(context: dg.AssetExecutionContext, rows: int) -> dict:
@@ -10,3 +11,9 @@ def row_count(context: dg.AssetExecutionContext, rows: int) -> dict:
     if partitions == 1:
         return {"dagster/row_count": rows}
     return {"rows_in_run": rows, "partitions_in_run": partitions}
+
+
+def column_schema(frame: pd.DataFrame) -> dict:
+    """`dagster/column_schema` of a table: what the UI shows and the schema-change checks compare."""
+    columns = [dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in frame.dtypes.items()]
+    return {"dagster/column_schema": dg.TableSchema(columns=columns)}

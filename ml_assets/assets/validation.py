@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import checks
-from ml_assets.assets.metadata import row_count
+from ml_assets.assets.metadata import column_schema, row_count
 from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.domain.quality import duplicate_keys, quarantine_shares, range_violations
 from ml_assets.domain.validation import null_counts, validate_flights
@@ -50,6 +50,7 @@ def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
         output_name="validated_data",
         metadata={
             **row_count(context, len(result.valid)),
+            **column_schema(result.valid),
             "raw_rows": len(raw_data),
             "quarantined_rows": len(result.quarantine),
             "quarantined_share": len(result.quarantine) / max(len(raw_data), 1),

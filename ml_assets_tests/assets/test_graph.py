@@ -38,7 +38,8 @@ def graph(tmp_path_factory, landed_month):
     resources = make_resources(root, landed_month)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(landing_days.name, DAYS)
-        assets = list(defs().assets)
+        definitions = defs()
+        assets = [*definitions.assets, *definitions.asset_checks]
         first = dg.materialize(
             assets,
             instance=instance,
@@ -69,8 +70,17 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     first = graph["first"]
     assert first.success
     assert len(graph["instance"].get_runs()) == 1
-    checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
-    assert checks == dict.fromkeys(ALL_CHECKS, True)
+    checks = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed for e in first.get_asset_check_evaluations()
+    }
+    assert {name for _, name in checks} == {*ALL_CHECKS, "column_schema_change", "label_rate_bounds_check"}
+    assert all(checks.values()), checks
+    # Dagster's builders: three layers watched for schema changes, the label rate held in bounds.
+    assert sorted(key for key, name in checks if name == "column_schema_change") == [
+        "features",
+        "raw_data",
+        "validated_data",
+    ]
     assert len(materializations(first, "raw_data")) == 31
     assert len(materializations(first, "features")) == 31
 

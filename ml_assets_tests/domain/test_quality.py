@@ -1,0 +1,84 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_assets.domain.features import NUMERIC_FEATURES
+from ml_assets.domain.quality import (
+    duplicate_keys,
+    feature_profile,
+    population_stability,
+    row_count_anomalies,
+    slice_auc,
+    univariate_auc,
+)
+
+
+def test_row_count_band_judges_against_the_trailing_days():
+    history = {f"2013-01-{d:02d}": 900 for d in range(1, 15)}
+    counts = {"2013-01-15": 880, "2013-01-16": 300, "2013-01-17": 1500}
+    anomalies = row_count_anomalies(counts, history)
+    assert [a["day"] for a in anomalies] == ["2013-01-16", "2013-01-17"]
+    assert anomalies[0]["band"] == [450, 1350]
+
+
+def test_row_count_band_needs_three_earlier_days():
+    assert row_count_anomalies({"2013-01-03": 5}, {"2013-01-01": 900, "2013-01-02": 900}) == []
+    # Days of the same run count as history for the days after them.
+    run = {"2013-01-01": 900, "2013-01-02": 910, "2013-01-03": 890, "2013-01-04": 100}
+    assert [a["day"] for a in row_count_anomalies(run, {})] == ["2013-01-04"]
+
+
+def frame_with(rng, n=4000, shift=0.0) -> pd.DataFrame:
+    frame = pd.DataFrame({c: rng.normal(size=n) for c in NUMERIC_FEATURES})
+    frame["origin_mean_dep_delay"] += shift
+    frame["label"] = (rng.random(n) < 0.3).astype("int8")
+    return frame
+
+
+def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift():
+    rng = np.random.default_rng(0)
+    profile = feature_profile(frame_with(rng))
+    same = population_stability(profile, frame_with(rng))
+    shifted = population_stability(profile, frame_with(rng, shift=1.5))
+    assert max(same.values()) < 0.05
+    assert shifted["origin_mean_dep_delay"] > 0.5
+    assert max(v for k, v in shifted.items() if k != "origin_mean_dep_delay") < 0.05
+
+
+def test_psi_counts_missing_values_as_their_own_bin():
+    rng = np.random.default_rng(1)
+    reference = frame_with(rng)
+    profile = feature_profile(reference)
+    later = frame_with(rng)
+    later.loc[: len(later) // 2, "temp"] = np.nan
+    assert population_stability(profile, later)["temp"] > 0.3
+
+
+def test_univariate_auc_flags_a_feature_that_is_the_label():
+    rng = np.random.default_rng(2)
+    frame = frame_with(rng)
+    frame["origin_pending"] = frame["label"] * 10.0  # a leak: the label itself
+    scores = univariate_auc(frame)
+    assert scores["origin_pending"] == pytest.approx(1.0)
+    assert scores["temp"] < 0.6
+    assert univariate_auc(frame.assign(label=0)) == {}
+
+
+def test_slice_auc_skips_single_label_slices():
+    labels = np.array([0, 1, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.9, 0.2, 0.8, 0.5, 0.6])
+    slices = np.array(["JFK", "JFK", "EWR", "EWR", "LGA", "LGA"])
+    assert slice_auc(labels, scores, slices) == {"EWR": 1.0, "JFK": 1.0}
+
+
+def test_duplicate_keys_counts_repeats():
+    frame = pd.DataFrame(
+        {
+            "flight_date": ["d"] * 3,
+            "carrier": ["AA"] * 3,
+            "flight": [1, 1, 2],
+            "origin": ["JFK"] * 3,
+            "sched_dep_time": [600] * 3,
+        }
+    )
+    assert duplicate_keys(frame) == 1

@@ -1,0 +1,74 @@
+"""SIGKILL a real materialization while it rewrites partitions: every file stays readable (old or
+new version, never half of one) and the next run succeeds."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ml_assets.demo import seed
+from ml_assets_tests.integration.servers import REPO
+
+pytestmark = pytest.mark.integration
+DAYS = 120
+
+
+def materialize_raw(env: dict, first: str, last: str) -> subprocess.Popen:
+    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+    command = [dagster, "asset", "materialize", "-m", "ml_assets.definitions", "--select", "raw_data"]
+    command += ["--partition-range", f"{first}...{last}"]
+    return subprocess.Popen(
+        command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+
+
+def assert_every_partition_readable(directory: Path, expected_rows: dict[str, int]) -> None:
+    finished = sorted(p for p in directory.iterdir() if p.suffix == ".parquet")
+    assert [p.stem for p in finished] == sorted(expected_rows)
+    for path in finished:
+        assert len(pd.read_parquet(path)) == expected_rows[path.stem], path
+
+
+def test_sigkill_mid_write_leaves_readable_partitions(tmp_path):
+    landing = tmp_path / "landing"
+    written = seed(landing, "2013-03-01", DAYS)
+    days = [p.name[8:18] for p in written]
+    expected = {d: len(p.read_text().splitlines()) - 1 for d, p in zip(days, written, strict=True)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "ML_ASSETS_LANDING_DIR": str(landing),
+        "ML_ASSETS_STORAGE_DIR": str(tmp_path / "warehouse"),
+    }
+    (tmp_path / "home").mkdir()
+    subprocess.run([sys.executable, "-m", "ml_assets.operations", "register"], env=env, cwd=REPO, check=True)
+    first = materialize_raw(env, days[0], days[-1])
+    assert first.wait(timeout=300) == 0, first.stderr.read().decode()[-3000:]
+    raw_dir = tmp_path / "warehouse" / "raw_data"
+    assert_every_partition_readable(raw_dir, expected)
+
+    # Rewrite every partition; kill the run once it has replaced a few files but not all.
+    started = time.time()
+    second = materialize_raw(env, days[0], days[-1])
+    deadline = time.monotonic() + 300
+    rewritten = 0
+    while time.monotonic() < deadline and second.poll() is None:
+        rewritten = sum(p.stat().st_mtime > started for p in raw_dir.glob("*.parquet"))
+        if rewritten >= 3:
+            os.killpg(second.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    second.wait(timeout=30)
+    assert second.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert 3 <= rewritten < DAYS
+    assert_every_partition_readable(raw_dir, expected)
+
+    third = materialize_raw(env, days[0], days[-1])
+    assert third.wait(timeout=300) == 0, third.stderr.read().decode()[-3000:]
+    assert_every_partition_readable(raw_dir, expected)
+    assert all(p.stat().st_mtime > started for p in raw_dir.glob("*.parquet"))
