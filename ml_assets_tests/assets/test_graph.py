@@ -61,6 +61,18 @@ def meta(event, name):
     return event.materialization.metadata[name].value
 
 
+def retrain(graph, run_config: dict, raise_on_error: bool = True):
+    """Train a new challenger on the stored features and run the champion decision."""
+    return dg.materialize(
+        graph["assets"],
+        selection=["trained_model", "production_model"],
+        instance=graph["instance"],
+        resources=graph["resources"],
+        run_config=run_config,
+        raise_on_error=raise_on_error,
+    )
+
+
 def registry(resources):
     tracking = resources["mlflow"]
     return mlflow.MlflowClient(tracking.tracking_uri), tracking.registered_model_name
@@ -138,13 +150,7 @@ def test_worse_model_does_not_replace_the_champion(graph):
             }
         }
     }
-    result = dg.materialize(
-        graph["assets"],
-        selection=["trained_model", "production_model"],
-        instance=graph["instance"],
-        resources=graph["resources"],
-        run_config=weak,
-    )
+    result = retrain(graph, weak)
     assert result.success
     (production,) = materializations(result, "production_model")
     assert meta(production, "promoted") is False
@@ -167,14 +173,7 @@ def test_blocking_auc_floor_stops_promotion(graph):
     strict = {
         "ops": {"trained_model": {"config": {"holdout_days": 7, "max_iter": 20, "min_holdout_roc_auc": 0.99}}}
     }
-    result = dg.materialize(
-        graph["assets"],
-        selection=["trained_model", "production_model"],
-        instance=graph["instance"],
-        resources=graph["resources"],
-        run_config=strict,
-        raise_on_error=False,
-    )
+    result = retrain(graph, strict, raise_on_error=False)
     assert not result.success
     outcomes = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert outcomes["holdout_roc_auc_floor"] is False
