@@ -1,4 +1,4 @@
-"""The code location: the one Definitions, with resources for the environment."""
+"""The code location: the one Definitions, with resources and automation for the environment."""
 
 import dagster as dg
 
@@ -7,19 +7,30 @@ from ml_assets.assets.features import features
 from ml_assets.assets.ingestion import planes, raw_data, weather
 from ml_assets.assets.training import trained_model
 from ml_assets.assets.validation import validated_data
-from ml_assets.automation import ingest_job, landing_sensor, retrain_job
+from ml_assets.automation.failures import run_failure_records
+from ml_assets.automation.jobs import ingest_job, promote_job, retrain_job
+from ml_assets.automation.landing_sensor import landing_sensor
+from ml_assets.automation.policies import (
+    AutomationSettings,
+    apply_automation,
+    automation_sensor,
+    retrain_schedule,
+)
 from ml_assets.checks import builder_checks
 from ml_assets.resources.environment import environment_name, resources_for
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(
+    settings = AutomationSettings.from_env()
+    definitions = dg.Definitions(
         assets=[raw_data, weather, planes, validated_data, features, trained_model, production_model],
         asset_checks=builder_checks(),
-        jobs=[ingest_job, retrain_job],
-        sensors=[landing_sensor],
+        jobs=[ingest_job, retrain_job, promote_job],
+        schedules=[retrain_schedule(settings, retrain_job)],
+        sensors=[landing_sensor, automation_sensor(), run_failure_records],
         resources=resources_for(environment_name()),
         # One process per run: a step process re-imports the code location (~2 s each).
         executor=dg.in_process_executor,
     )
+    return apply_automation(definitions, settings)

@@ -68,3 +68,32 @@ def test_environment_is_chosen_by_one_variable(monkeypatch, tmp_path):
     resources = resources_for("local")
     assert resources["landing"].landing_dir == str(tmp_path / "in")
     assert resources["mlflow"].tracking_uri == "http://127.0.0.1:5999"
+
+
+def test_automation_runs_by_itself_on_a_fresh_instance():
+    definitions = defs()
+    for name in ("landing_sensor", "automation", "run_failure_records"):
+        assert definitions.get_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+    schedule = definitions.get_schedule_def("retrain_schedule")
+    assert schedule.cron_schedule == "0 3 * * 1"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    jobs = {job.name for job in definitions.get_repository_def().get_all_jobs()}
+    assert {"ingest", "retrain", "promote"} <= jobs
+
+
+def test_freshness_windows_come_from_the_environment_at_load(monkeypatch):
+    monkeypatch.setenv("ML_ASSETS_MODEL_WARN_MINUTES", "1")
+    monkeypatch.setenv("ML_ASSETS_MODEL_FAIL_MINUTES", "3")
+    monkeypatch.setenv("ML_ASSETS_RETRAIN_CRON", "*/5 * * * *")
+    definitions = defs()
+    policy = definitions.resolve_asset_graph().get(dg.AssetKey("trained_model")).freshness_policy
+    assert (
+        policy.warn_window.to_timedelta().total_seconds(),
+        policy.fail_window.to_timedelta().total_seconds(),
+    ) == (
+        60,
+        180,
+    )
+    assert definitions.get_schedule_def("retrain_schedule").cron_schedule == "*/5 * * * *"
+    features_policy = definitions.resolve_asset_graph().get(dg.AssetKey("features")).freshness_policy
+    assert features_policy.warn_window.to_timedelta().total_seconds() == 26 * 3600

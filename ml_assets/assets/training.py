@@ -20,6 +20,7 @@ from ml_assets.domain.training import (
     time_split,
 )
 from ml_assets.partitions import single_run
+from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
 from ml_assets.resources.mlflow import (
     CHALLENGER,
     CHAMPION,
@@ -57,6 +58,7 @@ class TrainingConfig(dg.Config):
 
 @dg.asset(
     backfill_policy=single_run,
+    ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True})},
     group_name="training",
     kinds={"sklearn", "mlflow"},
     code_version="1",

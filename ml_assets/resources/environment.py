@@ -9,6 +9,7 @@ from typing import Any
 from ml_assets.resources.io_manager import ParquetIOManager
 from ml_assets.resources.landing import LocalLandingZone
 from ml_assets.resources.mlflow import MlflowTracking
+from ml_assets.resources.notifications import FailureNotifier
 
 ENV_VAR = "ML_ASSETS_ENV"
 ENVIRONMENTS = ("local",)
@@ -30,6 +31,7 @@ def local_paths(root: Path | None = None) -> dict[str, str]:
         "storage_dir": os.environ.get("ML_ASSETS_STORAGE_DIR", str(root / "data" / "warehouse")),
         "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_dir / 'mlflow.db'}"),
         "artifact_location": os.environ.get("ML_ASSETS_MLFLOW_ARTIFACTS", str(mlflow_dir / "artifacts")),
+        "failures_dir": os.environ.get("ML_ASSETS_FAILURES_DIR", str(root / "data" / "failures")),
     }
 
 
@@ -40,6 +42,10 @@ def resources_for(environment: str) -> dict[str, Any]:
         return {
             "landing": LocalLandingZone(landing_dir=paths["landing_dir"]),
             "io_manager": ParquetIOManager(base_dir=paths["storage_dir"]),
+            "failures": FailureNotifier(
+                records_dir=paths["failures_dir"],
+                webhook_url=os.environ.get("ML_ASSETS_FAILURE_WEBHOOK_URL"),
+            ),
             "mlflow": MlflowTracking(
                 tracking_uri=paths["tracking_uri"],
                 artifact_location=paths["artifact_location"],

@@ -14,6 +14,9 @@ from pydantic import Field
 from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.resources.files import write_bytes_atomic
 
+# Input metadata: load the partitions that exist instead of failing on a missing one.
+ALLOW_MISSING_PARTITIONS = "allow_missing_partitions"
+
 
 def _to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
@@ -73,7 +76,17 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         key = context.asset_key
         if context.has_asset_partitions:
             keys = list(context.asset_partition_keys)
-            frames = [pd.read_parquet(self._path(key, k, ".parquet")) for k in keys]
+            paths = [self._path(key, k, ".parquet") for k in keys]
+            if (context.definition_metadata or {}).get(ALLOW_MISSING_PARTITIONS):
+                # A day held back by a blocking check has no file: train on the days that passed.
+                missing = [k for k, p in zip(keys, paths, strict=True) if not p.exists()]
+                if missing:
+                    context.log.warning(
+                        f"{key.to_user_string()}: {len(missing)} of {len(keys)} partitions not "
+                        f"materialized, loading the rest: {missing[:10]}"
+                    )
+                paths = [p for p in paths if p.exists()]
+            frames = [pd.read_parquet(path) for path in paths]
             non_empty = [frame for frame in frames if len(frame)] or frames[:1]
             return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()
         json_path = self._path(key, None, ".json")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ml_assets.resources.files import write_bytes_atomic
-from ml_assets.resources.io_manager import ParquetIOManager, split_by_partition
+from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS, ParquetIOManager, split_by_partition
 
 
 def frame(days: list[str], rows_per_day: int = 2) -> pd.DataFrame:
@@ -80,3 +80,20 @@ def _range_input_context(key, days):
         asset_partitions_def=PARTITIONS,
         asset_partition_key_range=dg.PartitionKeyRange(days[0], days[-1]),
     )
+
+
+def test_missing_partitions_fail_unless_the_input_allows_them(tmp_path):
+    manager = ParquetIOManager(base_dir=str(tmp_path))
+    key = dg.AssetKey("table")
+    days = ["2013-01-01", "2013-01-02", "2013-01-03"]
+    manager.handle_output(_range_output_context(key, days[:1]), frame(days[:1]))
+    manager.handle_output(_range_output_context(key, days[2:]), frame(days[2:]))
+    with pytest.raises(FileNotFoundError):
+        manager.load_input(_range_input_context(key, days))
+    allowed = dg.build_input_context(
+        asset_key=key,
+        asset_partitions_def=PARTITIONS,
+        asset_partition_key_range=dg.PartitionKeyRange(days[0], days[-1]),
+        definition_metadata={ALLOW_MISSING_PARTITIONS: True},
+    )
+    assert sorted(manager.load_input(allowed)["landing_day"].unique()) == [days[0], days[2]]

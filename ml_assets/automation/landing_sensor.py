@@ -1,26 +1,14 @@
-"""Jobs by user intent, and the landing sensor that turns new files into partitions and runs."""
+"""The landing sensor: new complete files become partitions, each with one ingest run."""
 
 import json
 from dataclasses import dataclass
 
 import dagster as dg
 
+from ml_assets.automation.jobs import ingest_job
 from ml_assets.domain.contract import FileRule
 from ml_assets.partitions import landing_days
 from ml_assets.resources.landing import LandedFile, LocalLandingZone
-
-INGEST_ASSETS = ["raw_data", "validated_data", "quarantine", "features"]
-
-ingest_job = dg.define_asset_job(
-    "ingest",
-    selection=dg.AssetSelection.assets(*INGEST_ASSETS),
-    description="Landing day(s) to validated data and features.",
-)
-retrain_job = dg.define_asset_job(
-    "retrain",
-    selection=dg.AssetSelection.assets("trained_model", "production_model"),
-    description="Train a challenger on all feature partitions and run the champion decision.",
-)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ import os
 import dagster as dg
 import pytest
 
-from ml_assets.automation import LandingCursor, landing_sensor
+from ml_assets.automation.landing_sensor import LandingCursor, landing_sensor
 from ml_assets.partitions import landing_days
 from ml_assets.resources.landing import LocalLandingZone
 

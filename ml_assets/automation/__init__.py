@@ -1,0 +1,1 @@
+"""Automation: jobs by intent, the landing sensor, schedules, freshness and automation conditions."""

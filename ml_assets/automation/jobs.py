@@ -1,0 +1,22 @@
+"""One job per user intent."""
+
+import dagster as dg
+
+INGEST_ASSETS = ["raw_data", "validated_data", "quarantine", "features"]
+
+ingest_job = dg.define_asset_job(
+    "ingest",
+    selection=dg.AssetSelection.assets(*INGEST_ASSETS),
+    description="Landing day(s) to validated data and features.",
+)
+retrain_job = dg.define_asset_job(
+    "retrain",
+    selection=dg.AssetSelection.assets("trained_model", "production_model"),
+    description="Train a challenger on the feature partitions and run the champion decision.",
+    tags={"ml_assets/training": "true"},
+)
+promote_job = dg.define_asset_job(
+    "promote",
+    selection=dg.AssetSelection.assets("production_model"),
+    description="Re-run the champion decision for the latest challenger.",
+)

@@ -1,0 +1,78 @@
+"""Automation conditions evaluated in process against a real instance: blocking checks stop them."""
+
+import shutil
+
+import dagster as dg
+import pytest
+
+from ml_assets.definitions import defs
+from ml_assets.partitions import landing_days
+from ml_assets_tests.conftest import make_resources
+
+GOOD, BAD = "2013-01-05", "2013-01-06"
+
+
+@pytest.fixture
+def world(tmp_path, landed_month):
+    landing = tmp_path / "landing"
+    shutil.copytree(landed_month, landing)
+    (landing / f"flights_{BAD}.csv").write_bytes(b"")  # refused: the day has no valid rows
+    definitions = defs()
+    resources = make_resources(tmp_path, landing)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(landing_days.name, [f"2013-01-{d:02d}" for d in range(1, 11)])
+        yield {"defs": definitions, "instance": instance, "resources": resources}
+
+
+def run(world, selection, **kwargs):
+    assets = [a for a in world["defs"].assets if isinstance(a, dg.AssetsDefinition)]
+    return dg.materialize(
+        assets,
+        selection=selection,
+        instance=world["instance"],
+        resources=world["resources"],
+        raise_on_error=False,
+        **kwargs,
+    )
+
+
+def evaluate(world, cursor=None):
+    return dg.evaluate_automation_conditions(defs=world["defs"], instance=world["instance"], cursor=cursor)
+
+
+def test_new_raw_day_is_followed_but_not_past_a_failed_blocking_check(world):
+    first = evaluate(world)
+    run(world, ["raw_data"], partition_key=GOOD)
+    run(world, ["raw_data", "validated_data", "quarantine"], partition_key=BAD)
+    result = evaluate(world, first.cursor)
+    assert result.get_requested_partitions(dg.AssetKey("validated_data")) == {GOOD}
+    # validated_data[BAD] failed has_rows (blocking): features never picks it up.
+    assert BAD not in result.get_requested_partitions(dg.AssetKey("features"))
+
+
+def test_champion_decision_follows_only_a_challenger_that_passed_its_gate(world):
+    days = {
+        "dagster/asset_partition_range_start": "2013-01-01",
+        "dagster/asset_partition_range_end": "2013-01-10",
+    }
+    ingest = run(world, ["raw_data", "validated_data", "quarantine", "features"], tags=days)
+    assert not ingest.success  # 2013-01-06 is refused inside the range; the other days are written
+    run(world, ["features"], tags={**days, "dagster/asset_partition_range_end": "2013-01-05"})
+    cursor = evaluate(world).cursor
+
+    strict = {
+        "ops": {"trained_model": {"config": {"holdout_days": 2, "max_iter": 30, "min_holdout_roc_auc": 0.99}}}
+    }
+    failed = run(world, ["trained_model"], run_config=strict)
+    assert not failed.success
+    after_failed = evaluate(world, cursor)
+    assert after_failed.get_num_requested(dg.AssetKey("production_model")) == 0
+
+    loose = {
+        "ops": {"trained_model": {"config": {"holdout_days": 2, "max_iter": 30, "min_holdout_roc_auc": 0.5}}}
+    }
+    assert run(world, ["trained_model"], run_config=loose).success
+    after_passed = evaluate(world, after_failed.cursor)
+    assert after_passed.get_num_requested(dg.AssetKey("production_model")) == 1
+    # Asked once: the next evaluation does not ask again for the same challenger.
+    assert evaluate(world, after_passed.cursor).get_num_requested(dg.AssetKey("production_model")) == 0
