@@ -25,6 +25,7 @@ from ml_assets.resources.mlflow import (
     CHALLENGER,
     CHAMPION,
     HOLDOUT_SAMPLE,
+    MLFLOW_STEP_RETRY,
     REFERENCE_PROFILE,
     MlflowTracking,
 )
@@ -58,6 +59,7 @@ class TrainingConfig(dg.Config):
 
 @dg.asset(
     backfill_policy=single_run,
+    retry_policy=MLFLOW_STEP_RETRY,
     ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True})},
     group_name="training",
     kinds={"sklearn", "mlflow"},

@@ -77,12 +77,44 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LocalLandingZon
         {f.day for f in named if not context.instance.has_dynamic_partition(landing_days.name, f.day)}
     )
     # On the first tick, days registered before the sensor ran (`make dev` registers the demo) are
-    # left to the user; after it, a file past the cursor for a known day is a re-land and runs again.
+    # left to the user; after it, a file past the cursor for a known day is a re-land: it runs again
+    # when its bytes changed, and is recorded and skipped when they did not.
     first_tick = not context.cursor
-    to_run = [f for f in named if f.day in new_days or not first_tick]
+    relanded = [f for f in named if f.day not in new_days and not first_tick]
+    identical = [
+        f for f in relanded if landing.sha256_of_day(f.day) == last_landed_sha256(context.instance, f.day)
+    ]
+    to_run = [f for f in named if f.day in new_days or (f in relanded and f not in identical)]
+    for landed in identical:
+        context.log.info(f"{landing.location(landed.name)}: landed again with identical bytes; skipped")
     return dg.SensorResult(
         run_requests=[ingest_run_request(f) for f in to_run],
         dynamic_partitions_requests=[landing_days.build_add_request(new_days)] if new_days else [],
-        asset_events=[misnamed_file_event(f, landing.location(f.name)) for f in misnamed],
+        asset_events=[
+            *(misnamed_file_event(f, landing.location(f.name)) for f in misnamed),
+            *(identical_reland_event(f, landing.location(f.name)) for f in identical),
+        ],
         cursor=next_cursor.dump(),
+    )
+
+
+def last_landed_sha256(instance: dg.DagsterInstance, day: str) -> str | None:
+    """The content hash raw_data last recorded for a day's file (one event-log read per re-land)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_data"), asset_partitions=[day]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    files = records[0].asset_materialization.metadata.get("files")
+    for landed in files.value if files else []:
+        if landed.get("day") == day:
+            return landed.get("sha256")
+    return None
+
+
+def identical_reland_event(landed: LandedFile, location: str) -> dg.AssetObservation:
+    return dg.AssetObservation(
+        asset_key="raw_data",
+        partition=landed.day,
+        metadata={"skipped_file": location, "reason": "landed again with the same bytes as last processed"},
     )

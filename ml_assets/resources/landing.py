@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,14 @@ class LocalLandingZone(dg.ConfigurableResource):
         """Bytes of a day's file, or None when it has not landed."""
         path = self._root() / file_name_for_day(day)
         return path.stat().st_size if path.is_file() else None
+
+    def sha256_of_day(self, day: str) -> str:
+        """Content hash of a day's file, read in blocks so a large file costs no memory."""
+        digest = hashlib.sha256()
+        with (self._root() / file_name_for_day(day)).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
 
     def read_day(self, day: str) -> bytes:
         return (self._root() / file_name_for_day(day)).read_bytes()

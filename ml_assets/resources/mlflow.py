@@ -16,6 +16,12 @@ CHALLENGER = "challenger"
 REFERENCE_PROFILE = "reference_profile.json"
 HOLDOUT_SAMPLE = "holdout_sample.parquet"
 
+# Steps that talk to MLflow retry transient failures with growing waits; a failed asset check is
+# not an error of the step's code, so it is never retried.
+MLFLOW_STEP_RETRY = dg.RetryPolicy(
+    max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
 
 class MlflowTracking(dg.ConfigurableResource):
     """Where models are tracked and registered.

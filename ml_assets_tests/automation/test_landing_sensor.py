@@ -88,3 +88,33 @@ def test_ten_thousand_seen_files_and_one_new(instance, tmp_path):
     result, _ = tick(instance, tmp_path, cursor)
     (run,) = result.run_requests
     assert run.partition_key == "2013-02-01"
+
+
+def test_identical_reland_is_recorded_and_skipped_changed_one_runs(instance, tmp_path, day_csv):
+    from ml_assets.assets.ingestion import raw_data
+    from ml_assets.resources.io_manager import ParquetIOManager
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    path = landing / "flights_2013-01-15.csv"
+    touch(path, day_csv("2013-01-15"), mtime_ns=10**9)
+    first, _ = tick(instance, landing)
+    instance.add_dynamic_partitions(landing_days.name, ["2013-01-15"])
+    dg.materialize(
+        [raw_data],
+        partition_key="2013-01-15",
+        instance=instance,
+        resources={
+            "landing": LocalLandingZone(landing_dir=str(landing)),
+            "io_manager": ParquetIOManager(base_dir=str(tmp_path / "warehouse")),
+        },
+    )
+    touch(path, day_csv("2013-01-15"), mtime_ns=2 * 10**9)  # the same bytes, landed again
+    same, _ = tick(instance, landing, first.cursor)
+    assert same.run_requests == []
+    (event,) = same.asset_events
+    assert event.partition == "2013-01-15"
+    assert "same bytes" in event.metadata["reason"].value
+    touch(path, day_csv("2013-01-16"), mtime_ns=3 * 10**9)  # new content under the same name
+    changed, _ = tick(instance, landing, same.cursor)
+    assert [r.partition_key for r in changed.run_requests] == ["2013-01-15"]
