@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ml_assets.automation.jobs import ingest_job
+from ml_assets.automation.policies import LANDING_FILE_TAG
 from ml_assets.domain.contract import FileRule
 from ml_assets.partitions import landing_days
 from ml_assets.resources.landing import LandedFile, LocalLandingZone
@@ -42,7 +43,7 @@ def ingest_run_request(landed: LandedFile) -> dg.RunRequest:
     return dg.RunRequest(
         partition_key=landed.day,
         run_key=f"{landed.name}:{landed.modified_ns}",
-        tags={"ml_assets/landing_file": landed.name},
+        tags={LANDING_FILE_TAG: landed.name},
     )
 
 

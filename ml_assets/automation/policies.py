@@ -7,6 +7,8 @@ from datetime import timedelta
 import dagster as dg
 
 REFERENCE_TABLES = dg.AssetSelection.assets("weather", "planes")
+# Tag on the landing sensor's runs: each already takes its day from raw_data to features.
+LANDING_FILE_TAG = "ml_assets/landing_file"
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,14 @@ class AutomationSettings:
 
 
 def follows_new_data() -> dg.AutomationCondition:
-    """Eager, minus waiting on the external reference tables, and only past passed blocking checks."""
+    """Follow an upstream update made outside the landing sensor's runs (those already carry the
+    day through validated_data and features in one run), once upstream blocking checks passed."""
+    updated_elsewhere = (
+        dg.AutomationCondition.newly_updated()
+        & ~dg.AutomationCondition.all_new_updates_have_run_tags(tag_keys={LANDING_FILE_TAG})
+    )
     return (
-        (
-            dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()
-        ).since_last_handled()
+        dg.AutomationCondition.any_deps_match(updated_elsewhere).since_last_handled()
         & ~dg.AutomationCondition.any_deps_missing().ignore(REFERENCE_TABLES)
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()

@@ -50,6 +50,14 @@ def test_new_raw_day_is_followed_but_not_past_a_failed_blocking_check(world):
     assert BAD not in result.get_requested_partitions(dg.AssetKey("features"))
 
 
+def test_sensor_runs_are_not_followed_twice(world):
+    first = evaluate(world)
+    run(world, ["raw_data"], partition_key=GOOD, tags={"ml_assets/landing_file": f"flights_{GOOD}.csv"})
+    result = evaluate(world, first.cursor)
+    # The landing sensor's run carries the day downstream itself: automation must not repeat it.
+    assert result.get_num_requested(dg.AssetKey("validated_data")) == 0
+
+
 def test_champion_decision_follows_only_a_challenger_that_passed_its_gate(world):
     days = {
         "dagster/asset_partition_range_start": "2013-01-01",
