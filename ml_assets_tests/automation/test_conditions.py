@@ -51,11 +51,14 @@ def test_new_raw_day_is_followed_but_not_past_a_failed_blocking_check(world):
 
 
 def test_sensor_runs_are_not_followed_twice(world):
-    first = evaluate(world)
+    start = evaluate(world)
+    run(world, ["raw_data"], partition_key="2013-01-01")  # by hand: followed
+    first = evaluate(world, start.cursor)
+    assert first.get_requested_partitions(dg.AssetKey("validated_data")) == {"2013-01-01"}
     run(world, ["raw_data"], partition_key=GOOD, tags={"ml_assets/landing_file": f"flights_{GOOD}.csv"})
     result = evaluate(world, first.cursor)
     # The landing sensor's run carries the day downstream itself: automation must not repeat it.
-    assert result.get_num_requested(dg.AssetKey("validated_data")) == 0
+    assert GOOD not in result.get_requested_partitions(dg.AssetKey("validated_data"))
 
 
 def test_champion_decision_follows_only_a_challenger_that_passed_its_gate(world):
