@@ -31,6 +31,8 @@ LAUNCH = """mutation($params: LaunchBackfillParams!) {
 }"""
 BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
   ... on PartitionBackfill { status numPartitions } } }"""
+PARTITION_STATS = """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+  partitionStats { numMaterialized numPartitions numFailed } } } }"""
 ASSET_METADATA = """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
   assetMaterializations(limit: 1) { metadataEntries { label ... on TextMetadataEntry { text } } } } } }"""
 
@@ -71,6 +73,8 @@ def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
         "the sensor's ingest runs",
     )
     assert sorted(r["jobName"] for r in ingest) == ["ingest"] * DAYS
+    stats = gql(PARTITION_STATS, key={"path": ["features"]})["assetNodeOrError"]["partitionStats"]
+    assert stats == {"numMaterialized": DAYS, "numPartitions": DAYS, "numFailed": 0}
     # "Materialize all" in the UI: a backfill of every asset over all partitions.
     launched = gql(
         LAUNCH,
