@@ -100,7 +100,13 @@ def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
     record = json.loads((dagster_dev["root"] / "warehouse" / "production_model.json").read_text())
     assert record["champion_version"] == "1"
     client = mlflow.MlflowClient(dagster_dev["env"]["MLFLOW_TRACKING_URI"])
-    assert str(client.get_registered_model("flight_delay_classifier").aliases["champion"]) == "1"
+    # Read until the registry shows the alias: once, a fresh-clone run read it a moment too early.
+    aliases = gql.wait(
+        lambda: client.get_registered_model("flight_delay_classifier").aliases.get("champion"),
+        30,
+        "the champion alias in the registry",
+    )
+    assert str(aliases) == "1"
     entries = gql(ASSET_METADATA, key={"path": ["production_model"]})["assetOrError"]
     labels = {e["label"]: e.get("text") for e in entries["assetMaterializations"][0]["metadataEntries"]}
     assert labels["champion_version"] == "1"
