@@ -53,3 +53,11 @@ def landed_month(tmp_path_factory) -> Path:
     landing = tmp_path_factory.mktemp("landing")
     seed(landing, "2013-01-01", 31)
     return landing
+
+
+def registry_client(uri: str):
+    """A client bound to one store for tracking *and* registry: mlflow keeps a process-wide registry
+    URI, so a client given only a tracking URI can read another test's registry."""
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)

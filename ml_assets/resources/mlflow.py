@@ -50,13 +50,13 @@ class MlflowTracking(dg.ConfigurableResource):
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        client = mlflow.MlflowClient(self.tracking_uri)
+        client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         if client.get_experiment_by_name(self.experiment_name) is None:
             client.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
         return mlflow
 
     def client(self):
-        return self._prepare().MlflowClient(self.tracking_uri)
+        return self._prepare().MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     @contextlib.contextmanager
     def start_run(self, context: dg.AssetExecutionContext, tags: dict[str, str]) -> Iterator[Any]:

@@ -1,14 +1,13 @@
 """The whole graph in process over January 2013 (31 real landing files), asserting values."""
 
 import dagster as dg
-import mlflow
 import pandas as pd
 import pytest
 
 from ml_assets.definitions import defs
 from ml_assets.domain.contract import OUTCOME_COLUMNS
 from ml_assets.partitions import landing_days
-from ml_assets_tests.conftest import make_resources
+from ml_assets_tests.conftest import make_resources, registry_client
 
 ALL_CHECKS = [
     "files_parse",
@@ -75,7 +74,7 @@ def retrain(graph, run_config: dict, raise_on_error: bool = True):
 
 def registry(resources):
     tracking = resources["mlflow"]
-    return mlflow.MlflowClient(tracking.tracking_uri), tracking.registered_model_name
+    return registry_client(tracking.tracking_uri), tracking.registered_model_name
 
 
 def test_backfill_is_one_run_and_every_check_passes(graph):

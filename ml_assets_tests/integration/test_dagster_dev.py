@@ -7,10 +7,10 @@ import shutil
 import sys
 import time
 
-import mlflow
 import pytest
 
 from ml_assets.demo import seed
+from ml_assets_tests.conftest import registry_client
 from ml_assets_tests.integration.servers import REPO, GraphQL, free_port, process_group, wait_for_http
 
 pytestmark = pytest.mark.integration
@@ -99,14 +99,8 @@ def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
     assert len(runs) == DAYS + 2
     record = json.loads((dagster_dev["root"] / "warehouse" / "production_model.json").read_text())
     assert record["champion_version"] == "1"
-    client = mlflow.MlflowClient(dagster_dev["env"]["MLFLOW_TRACKING_URI"])
-    # Read until the registry shows the alias: once, a fresh-clone run read it a moment too early.
-    aliases = gql.wait(
-        lambda: client.get_registered_model("flight_delay_classifier").aliases.get("champion"),
-        30,
-        "the champion alias in the registry",
-    )
-    assert str(aliases) == "1"
+    client = registry_client(dagster_dev["env"]["MLFLOW_TRACKING_URI"])
+    assert str(client.get_registered_model("flight_delay_classifier").aliases["champion"]) == "1"
     entries = gql(ASSET_METADATA, key={"path": ["production_model"]})["assetOrError"]
     labels = {e["label"]: e.get("text") for e in entries["assetMaterializations"][0]["metadataEntries"]}
     assert labels["champion_version"] == "1"
@@ -142,7 +136,7 @@ def test_stale_model_refreshes_itself_exactly_once(dagster_dev):
         poll=2.0,
     )
     assert len(decisions) == 1
-    client = mlflow.MlflowClient(dagster_dev["env"]["MLFLOW_TRACKING_URI"])
+    client = registry_client(dagster_dev["env"]["MLFLOW_TRACKING_URI"])
     versions = client.search_model_versions("name='flight_delay_classifier'")
     assert len(versions) == 2
     assert str(client.get_registered_model("flight_delay_classifier").aliases["challenger"]) == "2"
