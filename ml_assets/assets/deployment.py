@@ -11,7 +11,7 @@ from ml_assets.domain.promotion import decide_promotion
 from ml_assets.domain.training import evaluate, score
 from ml_assets.partitions import single_run
 from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
-from ml_assets.resources.mlflow import CHAMPION, HOLDOUT_SAMPLE, MLFLOW_STEP_RETRY, MlflowTracking
+from ml_assets.resources.mlflow import CHAMPION, HOLDOUT_SAMPLE, MlflowTracking
 
 
 class PromotionConfig(dg.Config):
@@ -29,7 +29,6 @@ def holdout_of(features: pd.DataFrame, trained_model: dict) -> pd.DataFrame:
 
 @dg.asset(
     backfill_policy=single_run,
-    retry_policy=MLFLOW_STEP_RETRY,
     ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True})},
     group_name="deployment",
     kinds={"mlflow"},

@@ -17,3 +17,10 @@ def column_schema(frame: pd.DataFrame) -> dict:
     """`dagster/column_schema` of a table: what the UI shows and the schema-change checks compare."""
     columns = [dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in frame.dtypes.items()]
     return {"dagster/column_schema": dg.TableSchema(columns=columns)}
+
+
+def png_markdown(png: bytes, alt: str = "plot") -> dg.MetadataValue:
+    """A PNG shown inline in the Dagster UI (Markdown metadata with a data URI)."""
+    import base64
+
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")

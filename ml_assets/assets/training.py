@@ -7,17 +7,22 @@ import pandas as pd
 from pydantic import Field
 
 from ml_assets import checks
+from ml_assets.assets.metadata import png_markdown
 from ml_assets.domain.contract import LABEL
+from ml_assets.domain.plots import calibration_png, importances_png, roc_curve_png
 from ml_assets.domain.quality import feature_profile, slice_auc
 from ml_assets.domain.training import (
     SKOPS_TRUSTED_TYPES,
     ModelParams,
+    Split,
     evaluate,
     fit_model,
     model_inputs,
+    permutation_importances,
     score,
     select_window,
     time_split,
+    top_importances,
 )
 from ml_assets.partitions import single_run
 from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
@@ -25,7 +30,6 @@ from ml_assets.resources.mlflow import (
     CHALLENGER,
     CHAMPION,
     HOLDOUT_SAMPLE,
-    MLFLOW_STEP_RETRY,
     REFERENCE_PROFILE,
     MlflowTracking,
 )
@@ -59,7 +63,6 @@ class TrainingConfig(dg.Config):
 
 @dg.asset(
     backfill_policy=single_run,
-    retry_policy=MLFLOW_STEP_RETRY,
     ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True})},
     group_name="training",
     kinds={"sklearn", "mlflow"},
@@ -88,41 +91,29 @@ def trained_model(
     train_metrics = evaluate(split.train[LABEL], score(model, split.train))
     holdout_metrics = evaluate(labels, holdout_proba)
     passed_gate = holdout_metrics["roc_auc"] >= config.min_holdout_roc_auc
-    champion = _champion_on_holdout(mlflow, split.holdout)
-
-    import mlflow as mlflow_lib
-    from mlflow.models import infer_signature
-
-    tags = {
-        "dagster_asset": "trained_model",
-        "train_days": f"{split.train_days[0]}..{split.train_days[1]}",
-        "holdout_days": f"{split.holdout_days[0]}..{split.holdout_days[1]}",
+    importances = permutation_importances(model, split.holdout, config.seed)
+    figures = {
+        "roc_curve.png": roc_curve_png(labels, holdout_proba, holdout_metrics["roc_auc"]),
+        "calibration_curve.png": calibration_png(labels, holdout_proba, holdout_metrics["brier"]),
+        "feature_importance.png": importances_png(importances),
     }
-    with mlflow.start_run(context, tags) as run:
-        mlflow_lib.log_params(
-            {
-                **dataclasses.asdict(params),
-                "window_days": config.window_days,
-                "holdout_days": config.holdout_days,
-            }
+    with mlflow.reachable(context):
+        champion = _champion_on_holdout(mlflow, split.holdout)
+        version, run_id, experiment_id = _log_training_run(
+            context,
+            mlflow,
+            model=model,
+            split=split,
+            params={**dataclasses.asdict(params), "window_days": config.window_days},
+            metrics={
+                **{f"train_{k}": v for k, v in train_metrics.items()},
+                **{f"holdout_{k}": v for k, v in holdout_metrics.items()},
+                "boosting_iterations": int(model[-1].n_iter_),
+            },
+            holdout_proba=holdout_proba,
+            importances=importances,
+            figures=figures,
         )
-        mlflow_lib.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
-        mlflow_lib.log_metrics({f"holdout_{k}": v for k, v in holdout_metrics.items()})
-        mlflow_lib.log_metric("boosting_iterations", int(model[-1].n_iter_))
-        mlflow_lib.log_dict(feature_profile(split.train), REFERENCE_PROFILE)
-        _log_holdout_sample(mlflow_lib, split.holdout, holdout_proba)
-        example = model_inputs(split.holdout.head(5))
-        info = mlflow_lib.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, score(model, split.holdout.head(5))),
-            input_example=example,
-            registered_model_name=mlflow.registered_model_name,
-            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
-        )
-        version = str(info.registered_model_version)
-        mlflow.set_alias(CHALLENGER, version)
-        run_id, experiment_id = run.info.run_id, run.info.experiment_id
 
     record = {
         "model_uri": mlflow.version_uri(version),
@@ -149,6 +140,8 @@ def trained_model(
             **{f"holdout_{k}": v for k, v in holdout_metrics.items()},
             "train_roc_auc": train_metrics["roc_auc"],
             "boosting_iterations": int(model[-1].n_iter_),
+            "top_features": dg.MetadataValue.json(top_importances(importances)),
+            **{f"plot_{name[:-4]}": png_markdown(png) for name, png in figures.items()},
         },
     )
     yield checks.holdout_auc_floor(holdout_metrics["roc_auc"], config.min_holdout_roc_auc)
@@ -156,6 +149,89 @@ def trained_model(
     yield checks.origin_slices_vs_champion(
         slice_auc(labels, holdout_proba, origins), champion and champion["slice_auc"]
     )
+
+
+def _log_training_run(
+    context: dg.AssetExecutionContext,
+    mlflow: MlflowTracking,
+    *,
+    model,
+    split: Split,
+    params: dict,
+    metrics: dict,
+    holdout_proba,
+    importances: dict,
+    figures: dict[str, bytes],
+) -> tuple[str, str, str]:
+    """One MLflow run: provenance tags, params, metrics, the training data as a dataset input, report
+    figures, the reference profile and holdout sample, and the model registered as the challenger."""
+    import mlflow as mlflow_lib
+    from mlflow.models import infer_signature
+
+    landing_days = sorted({*split.train["landing_day"], *split.holdout["landing_day"]})
+    tags = {
+        "dagster_asset": context.asset_key.to_user_string(),
+        "dagster_code_version": context.assets_def.code_versions_by_key[context.asset_key] or "",
+        "dagster_partition_range": f"{landing_days[0]}..{landing_days[-1]}",
+        "dagster_partitions": str(len(landing_days)),
+        "git_commit": git_commit(),
+        "train_days": f"{split.train_days[0]}..{split.train_days[1]}",
+        "holdout_days": f"{split.holdout_days[0]}..{split.holdout_days[1]}",
+    }
+    back_link = mlflow.dagster_run_url(context.run.run_id)
+    if back_link:
+        tags["dagster_run_url"] = back_link
+    with mlflow.start_run(context, tags) as run:
+        mlflow_lib.log_params(params)
+        mlflow_lib.log_metrics(metrics)
+        train_inputs = model_inputs(split.train).assign(label=split.train[LABEL].to_numpy())
+        dataset = mlflow_lib.data.from_pandas(train_inputs, name="flight_features_train", targets="label")
+        mlflow_lib.log_input(dataset, context="training")
+        mlflow_lib.set_tag("training_dataset_digest", dataset.digest)
+        mlflow_lib.log_dict(feature_profile(split.train), REFERENCE_PROFILE)
+        mlflow_lib.log_dict(importances, "feature_importance.json")
+        for name, png in figures.items():
+            _log_bytes(mlflow_lib, name, png)
+        _log_holdout_sample(mlflow_lib, split.holdout, holdout_proba)
+        example = model_inputs(split.holdout.head(5))
+        info = mlflow_lib.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, score(model, split.holdout.head(5))),
+            input_example=example,
+            registered_model_name=mlflow.registered_model_name,
+            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+        )
+        version = str(info.registered_model_version)
+        mlflow.set_alias(CHALLENGER, version)
+        context.log.info(f"logged MLflow run {run.info.run_id}; registered version {version} as challenger")
+        return version, run.info.run_id, run.info.experiment_id
+
+
+def _log_bytes(mlflow_lib, name: str, data: bytes) -> None:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        mlflow_lib.log_artifact(str(path))
+
+
+def git_commit() -> str:
+    """The commit of the code that trained the model (env ML_ASSETS_GIT_COMMIT in images without .git)."""
+    import os
+    import subprocess
+
+    if os.environ.get("ML_ASSETS_GIT_COMMIT"):
+        return os.environ["ML_ASSETS_GIT_COMMIT"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def _champion_on_holdout(mlflow: MlflowTracking, holdout: pd.DataFrame) -> dict | None:

@@ -135,3 +135,25 @@ def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
         "brier": float(brier_score_loss(labels, probabilities)),
         "positive_rate": float(labels.mean()),
     }
+
+
+def permutation_importances(model, holdout: pd.DataFrame, seed: int, rows: int = 4000) -> dict[str, float]:
+    """Mean drop in ROC AUC when each input column is shuffled, on a seeded holdout sample."""
+    from sklearn.inspection import permutation_importance
+
+    sample = holdout.sample(n=min(rows, len(holdout)), random_state=seed)
+    result = permutation_importance(
+        model,
+        model_inputs(sample),
+        sample[LABEL].to_numpy(),
+        scoring="roc_auc",
+        n_repeats=3,
+        random_state=seed,
+    )
+    return {
+        column: float(value) for column, value in zip(FEATURE_COLUMNS, result.importances_mean, strict=True)
+    }
+
+
+def top_importances(importances: dict[str, float], n: int = 10) -> dict[str, float]:
+    return dict(sorted(importances.items(), key=lambda kv: -kv[1])[:n])

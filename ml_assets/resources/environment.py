@@ -35,6 +35,10 @@ def local_paths(root: Path | None = None) -> dict[str, str]:
     }
 
 
+def is_server(tracking_uri: str) -> bool:
+    return tracking_uri.startswith(("http://", "https://"))
+
+
 def resources_for(environment: str) -> dict[str, Any]:
     """Resources keyed as the assets ask for them. Read when Dagster loads the code location."""
     if environment == "local":
@@ -48,8 +52,10 @@ def resources_for(environment: str) -> dict[str, Any]:
             ),
             "mlflow": MlflowTracking(
                 tracking_uri=paths["tracking_uri"],
-                artifact_location=paths["artifact_location"],
+                # A tracking server stores artifacts where it was told to; only a local store needs a root.
+                artifact_location=None if is_server(paths["tracking_uri"]) else paths["artifact_location"],
                 ui_url=os.environ.get("ML_ASSETS_MLFLOW_UI_URL"),
+                dagster_ui_url=os.environ.get("ML_ASSETS_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
             ),
         }
     raise ValueError(f"no resources for environment {environment!r}")

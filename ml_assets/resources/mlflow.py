@@ -16,11 +16,23 @@ CHALLENGER = "challenger"
 REFERENCE_PROFILE = "reference_profile.json"
 HOLDOUT_SAMPLE = "holdout_sample.parquet"
 
-# Steps that talk to MLflow retry transient failures with growing waits; a failed asset check is
-# not an error of the step's code, so it is never retried.
-MLFLOW_STEP_RETRY = dg.RetryPolicy(
-    max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
+# A step retries an unreachable tracking server this many times, waiting 5 s, 10 s, ...
+TRACKING_RETRIES = 2
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """True when an MLflow call failed because the tracking server could not be reached."""
+    import requests
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+            return True
+        text = str(seen)
+        if "Max retries exceeded" in text or "Connection refused" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -44,10 +56,44 @@ class MlflowTracking(dg.ConfigurableResource):
     ui_url: str | None = Field(
         default=None, description="Base URL of the MLflow UI, used to link runs from Dagster."
     )
+    dagster_ui_url: str | None = Field(
+        default=None,
+        description="Base URL of the Dagster UI, so an MLflow run links back to its Dagster run.",
+    )
+    http_request_max_retries: int = Field(
+        default=2, description="MLflow client retries per HTTP request before the step sees the failure."
+    )
+    http_request_timeout_seconds: int = Field(default=20, description="MLflow client HTTP timeout.")
+
+    @contextlib.contextmanager
+    def reachable(self, context: dg.AssetExecutionContext) -> Iterator[None]:
+        """Turn an unreachable tracking server into bounded step retries, then a clear failure."""
+        try:
+            yield
+        except Exception as error:
+            if not is_unreachable(error):
+                raise
+            if context.retry_number < TRACKING_RETRIES:
+                wait = 5 * 2**context.retry_number
+                context.log.warning(f"MLflow at {self.tracking_uri} unreachable; retrying in {wait} s")
+                raise dg.RetryRequested(max_retries=TRACKING_RETRIES, seconds_to_wait=wait) from error
+            raise dg.Failure(
+                description=(
+                    f"MLflow tracking server {self.tracking_uri} unreachable after "
+                    f"{TRACKING_RETRIES + 1} attempts; the registry was not changed"
+                ),
+                metadata={"tracking_uri": self.tracking_uri, "error": str(error)[:500]},
+            ) from error
 
     def _prepare(self):
+        import os
+
         import mlflow
 
+        # MLflow's own default is 7 retries with backoff (minutes); the step's retries are ours.
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.http_request_max_retries)
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.http_request_timeout_seconds)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
@@ -82,6 +128,9 @@ class MlflowTracking(dg.ConfigurableResource):
             tracking.end_run(status="FAILED")
             raise
         tracking.end_run(status="FINISHED")
+
+    def dagster_run_url(self, run_id: str) -> str | None:
+        return f"{self.dagster_ui_url.rstrip('/')}/runs/{run_id}" if self.dagster_ui_url else None
 
     def run_url(self, experiment_id: str, run_id: str) -> str | None:
         if not self.ui_url:

@@ -133,6 +133,25 @@ def test_model_beats_chance_and_becomes_champion(graph):
     assert run.data.tags["dagster_run_id"] == graph["first"].run_id
     assert run.data.metrics["holdout_roc_auc"] == pytest.approx(meta(trained, "holdout_roc_auc"))
     assert run.info.status == "FINISHED"
+    assert run.data.tags["dagster_asset"] == "trained_model"
+    assert run.data.tags["dagster_partition_range"] == "2013-01-01..2013-01-31"
+    assert run.data.tags["dagster_partitions"] == "31"
+    assert run.data.tags["dagster_code_version"] == "1"
+    assert len(run.data.tags["git_commit"]) in {40, len("unknown")}
+    assert run.data.tags["holdout_days"] == "2013-01-25..2013-01-31"
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == run.data.tags["training_dataset_digest"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {
+        "roc_curve.png",
+        "calibration_curve.png",
+        "feature_importance.png",
+        "feature_importance.json",
+        "reference_profile.json",
+        "holdout_sample.parquet",
+    } <= artifacts
+    assert meta(trained, "plot_roc_curve").startswith("![plot](data:image/png;base64,")
+    assert len(meta(trained, "top_features")) == 10
 
 
 def test_worse_model_does_not_replace_the_champion(graph):
