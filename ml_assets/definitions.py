@@ -8,7 +8,7 @@ from ml_assets.assets.ingestion import planes, raw_data, weather
 from ml_assets.assets.training import trained_model
 from ml_assets.assets.validation import validated_data
 from ml_assets.automation.failures import run_failure_records
-from ml_assets.automation.jobs import ingest_job, promote_job, retrain_job
+from ml_assets.automation.jobs import ingest_job, promote_job, retrain_job, rollback_job
 from ml_assets.automation.landing_sensor import landing_sensor
 from ml_assets.automation.policies import (
     AutomationSettings,
@@ -26,7 +26,7 @@ def defs() -> dg.Definitions:
     definitions = dg.Definitions(
         assets=[raw_data, weather, planes, validated_data, features, trained_model, production_model],
         asset_checks=builder_checks(),
-        jobs=[ingest_job, retrain_job, promote_job],
+        jobs=[ingest_job, retrain_job, promote_job, rollback_job],
         schedules=[retrain_schedule(settings, retrain_job)],
         sensors=[landing_sensor, automation_sensor(), run_failure_records],
         resources=resources_for(environment_name()),

@@ -1,4 +1,5 @@
-"""The champion: promote the challenger only when it beats the champion on the same holdout."""
+"""The champion: promote the challenger only when it beats the champion on the same holdout,
+or roll the champion back to the one before it."""
 
 import dagster as dg
 import numpy as np
@@ -7,16 +8,22 @@ from pydantic import Field
 
 from ml_assets import checks
 from ml_assets.domain.contract import LABEL
-from ml_assets.domain.promotion import decide_promotion
+from ml_assets.domain.promotion import decide_promotion, previous_champion
 from ml_assets.domain.training import evaluate, score
 from ml_assets.partitions import single_run
 from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
 from ml_assets.resources.mlflow import CHAMPION, HOLDOUT_SAMPLE, MlflowTracking
 
+PROMOTED, KEPT, ROLLED_BACK = "promoted", "kept_champion", "rolled_back"
+
 
 class PromotionConfig(dg.Config):
     promotion_margin: float = Field(
         default=0.002, description="ROC AUC the challenger must gain over the champion to replace it."
+    )
+    rollback: bool = Field(
+        default=False,
+        description="Instead of deciding, move 'champion' back to the version that held it before.",
     )
 
 
@@ -43,59 +50,122 @@ def production_model(
     features: pd.DataFrame,
     mlflow: MlflowTracking,
 ):
-    holdout = holdout_of(features, trained_model)
+    with mlflow.reachable(context):
+        if config.rollback:
+            record = _roll_back(context, mlflow)
+        else:
+            record = _decide(context, config, trained_model, holdout_of(features, trained_model), mlflow)
+        reproduces = _champion_reproduces(mlflow, record["champion_version"])
+    context.log.info(
+        f"{record['action']}: {record['reason']}; champion is version {record['champion_version']}"
+    )
+    yield dg.Output(
+        record,
+        metadata={
+            "champion_version": str(record["champion_version"]),
+            "champion_uri": str(record["champion_uri"]),
+            "challenger_version": str(record["challenger_version"]),
+            "action": record["action"],
+            "promoted": record["action"] == PROMOTED,
+            "decision": record["reason"],
+            "challenger_holdout_roc_auc": _number(record["challenger_auc"]),
+            "champion_holdout_roc_auc": _number(record["champion_auc"]),
+        },
+    )
+    yield reproduces
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _decide(
+    context: dg.AssetExecutionContext,
+    config: PromotionConfig,
+    trained_model: dict,
+    holdout: pd.DataFrame,
+    mlflow: MlflowTracking,
+) -> dict:
+    """Score challenger and champion on the same holdout rows; move the alias only on a clear win."""
     labels = holdout[LABEL].to_numpy()
-    challenger_version = trained_model["version"]
-    challenger_auc = evaluate(labels, score(mlflow.load_model(trained_model["model_uri"]), holdout))
-    challenger_auc = challenger_auc["roc_auc"]
+    challenger = trained_model["version"]
+    challenger_auc = evaluate(labels, score(mlflow.load_model(trained_model["model_uri"]), holdout))[
+        "roc_auc"
+    ]
     current = mlflow.version_with_alias(CHAMPION)
     champion_auc = None
-    if current is not None and current != challenger_version:
-        champion_model = mlflow.load_model(mlflow.version_uri(current))
-        champion_auc = evaluate(labels, score(champion_model, holdout))["roc_auc"]
+    if current is not None and current != challenger:
+        champion_auc = evaluate(labels, score(mlflow.load_model(mlflow.version_uri(current)), holdout))[
+            "roc_auc"
+        ]
     decision = decide_promotion(
         challenger_auc,
         champion_auc,
         config.promotion_margin,
         trained_model["passed_quality_gate"],
-        already_champion=current == challenger_version,
+        already_champion=current == challenger,
     )
     if decision.promote:
-        mlflow.set_alias(CHAMPION, challenger_version)
-    champion_version = challenger_version if decision.promote else current
-    client = mlflow.client()
-    for key, value in {
-        "promotion_decision": "promoted" if decision.promote else "kept_champion",
-        "promotion_reason": decision.reason,
-        "promotion_challenger_auc": f"{challenger_auc:.5f}",
-        "promotion_champion_auc": "" if champion_auc is None else f"{champion_auc:.5f}",
-        "promotion_dagster_run_id": context.run.run_id,
-    }.items():
-        client.set_model_version_tag(mlflow.registered_model_name, challenger_version, key, value)
-    context.log.info(f"promotion: {decision.reason}; champion is version {champion_version}")
-    record = {
-        "champion_version": champion_version,
-        "champion_uri": f"models:/{mlflow.registered_model_name}@{CHAMPION}" if champion_version else None,
-        "challenger_version": challenger_version,
-        "promoted": decision.promote,
-        "reason": decision.reason,
+        mlflow.set_alias(CHAMPION, challenger)
+    action = PROMOTED if decision.promote else KEPT
+    mlflow.tag_version(
+        challenger,
+        {
+            "promotion_decision": action,
+            "promotion_reason": decision.reason,
+            "promotion_challenger_auc": f"{challenger_auc:.5f}",
+            "promotion_champion_auc": "" if champion_auc is None else f"{champion_auc:.5f}",
+            "promotion_holdout_rows": str(len(holdout)),
+            "promotion_dagster_run_id": context.run.run_id,
+        },
+    )
+    champion = challenger if decision.promote else current
+    return _record(
+        mlflow,
+        champion,
+        challenger,
+        action,
+        decision.reason,
+        challenger_auc=challenger_auc,
+        champion_auc=champion_auc,
+    )
+
+
+def _roll_back(context: dg.AssetExecutionContext, mlflow: MlflowTracking) -> dict:
+    """Give 'champion' back to the version promoted before the current one, and record who did it."""
+    current = mlflow.version_with_alias(CHAMPION)
+    promoted = mlflow.versions_tagged("promotion_decision", PROMOTED)
+    target = previous_champion(promoted, current)
+    if target is None:
+        raise dg.Failure(
+            description=f"no earlier champion to roll back to (champion: {current}, promoted: {promoted})"
+        )
+    mlflow.set_alias(CHAMPION, target)
+    reason = f"rolled back from version {current} to version {target}"
+    mlflow.tag_version(current, {"rolled_back_by_dagster_run_id": context.run.run_id})
+    mlflow.tag_version(
+        target,
+        {"promotion_decision": PROMOTED, "restored_from": str(current), "restored_by": context.run.run_id},
+    )
+    return _record(mlflow, target, current, ROLLED_BACK, reason, challenger_auc=None, champion_auc=None)
+
+
+def _holdout_auc(mlflow: MlflowTracking, model_uri: str, holdout: pd.DataFrame) -> float:
+    return evaluate(holdout[LABEL].to_numpy(), score(mlflow.load_model(model_uri), holdout))["roc_auc"]
+
+
+def _record(mlflow, champion, challenger, action, reason, *, challenger_auc, champion_auc) -> dict:
+    return {
+        "champion_version": champion,
+        "champion_uri": f"models:/{mlflow.registered_model_name}@{CHAMPION}" if champion else None,
+        "champion_version_uri": mlflow.version_uri(champion) if champion else None,
+        "challenger_version": challenger,
+        "action": action,
+        "promoted": action == PROMOTED,
+        "reason": reason,
         "challenger_auc": challenger_auc,
         "champion_auc": champion_auc,
     }
-    yield dg.Output(
-        record,
-        metadata={
-            "champion_version": str(champion_version),
-            "champion_uri": str(record["champion_uri"]),
-            "challenger_version": challenger_version,
-            "promoted": decision.promote,
-            "decision": decision.reason,
-            "challenger_holdout_roc_auc": challenger_auc,
-            "champion_holdout_roc_auc": champion_auc if champion_auc is not None else float("nan"),
-            "holdout_rows": len(holdout),
-        },
-    )
-    yield _champion_reproduces(mlflow, champion_version)
 
 
 def _champion_reproduces(mlflow: MlflowTracking, version: str | None) -> dg.AssetCheckResult:

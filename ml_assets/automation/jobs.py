@@ -20,3 +20,9 @@ promote_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("production_model"),
     description="Re-run the champion decision for the latest challenger.",
 )
+rollback_job = dg.define_asset_job(
+    "rollback",
+    selection=dg.AssetSelection.assets("production_model"),
+    description="Move the 'champion' alias back to the version that held it before the current one.",
+    config={"ops": {"production_model": {"config": {"rollback": True}}}},
+)

@@ -49,3 +49,11 @@ def decide_promotion(
     return PromotionDecision(
         False, f"challenger gains {gain:+.4f}, under margin {margin}", challenger_auc, champion_auc, margin
     )
+
+
+def previous_champion(promoted_versions: list[str], current: str | None) -> str | None:
+    """The latest version promoted before `current` (versions compare as numbers), or None."""
+    if current is None:
+        return None
+    earlier = [v for v in promoted_versions if int(v) < int(current)]
+    return max(earlier, key=int) if earlier else None

@@ -178,6 +178,17 @@ class MlflowTracking(dg.ConfigurableResource):
             return None
         return self.load_json_artifact(self.run_id_of(version), REFERENCE_PROFILE), version
 
+    def tag_version(self, version: str, tags: dict[str, str]) -> None:
+        client = self.client()
+        for key, value in tags.items():
+            client.set_model_version_tag(self.registered_model_name, version, key, value)
+
+    def versions_tagged(self, key: str, value: str) -> list[str]:
+        found = self.client().search_model_versions(
+            f"name='{self.registered_model_name}' and tags.{key}='{value}'"
+        )
+        return sorted((str(v.version) for v in found), key=int)
+
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.registered_model_name, alias, version)
 

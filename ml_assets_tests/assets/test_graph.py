@@ -198,3 +198,45 @@ def test_blocking_auc_floor_stops_promotion(graph):
     assert materializations(result, "production_model") == []
     client, name = registry(graph["resources"])
     assert client.get_model_version_by_alias(name, "champion").version == 1
+
+
+def test_rollback_returns_the_alias_to_the_previous_champion(graph):
+    forced = {
+        "ops": {
+            "trained_model": {"config": {"holdout_days": 7, "max_iter": 150}},
+            "production_model": {"config": {"promotion_margin": -1.0}},  # promote whatever comes
+        }
+    }
+    promoted = retrain(graph, forced)
+    (production,) = materializations(promoted, "production_model")
+    new_champion = meta(production, "champion_version")
+    assert meta(production, "action") == "promoted"
+    assert new_champion != "1"
+    client, name = registry(graph["resources"])
+    rollback = dg.materialize(
+        graph["assets"],
+        selection=["production_model"],
+        instance=graph["instance"],
+        resources=graph["resources"],
+        run_config={"ops": {"production_model": {"config": {"rollback": True}}}},
+    )
+    (rolled,) = materializations(rollback, "production_model")
+    assert meta(rolled, "action") == "rolled_back"
+    assert meta(rolled, "champion_version") == "1"
+    assert meta(rolled, "decision") == f"rolled back from version {new_champion} to version 1"
+    assert str(client.get_registered_model(name).aliases["champion"]) == "1"
+    assert (
+        client.get_model_version(name, new_champion).tags["rolled_back_by_dagster_run_id"] == rollback.run_id
+    )
+    assert client.get_model_version(name, "1").tags["restored_from"] == new_champion
+    # Nothing was promoted before version 1: a second rollback refuses and leaves the alias alone.
+    again = dg.materialize(
+        graph["assets"],
+        selection=["production_model"],
+        instance=graph["instance"],
+        resources=graph["resources"],
+        run_config={"ops": {"production_model": {"config": {"rollback": True}}}},
+        raise_on_error=False,
+    )
+    assert not again.success
+    assert str(client.get_registered_model(name).aliases["champion"]) == "1"

@@ -19,3 +19,12 @@ def test_decision(challenger, champion, gate, promote):
     assert decision.challenger_auc == challenger
     assert decision.champion_auc == champion
     assert decision.reason
+
+
+def test_previous_champion_is_the_latest_promoted_before_the_current():
+    from ml_assets.domain.promotion import previous_champion
+
+    assert previous_champion(["1", "3", "10"], "10") == "3"
+    assert previous_champion(["1", "3", "10"], "3") == "1"
+    assert previous_champion(["1"], "1") is None
+    assert previous_champion([], None) is None
