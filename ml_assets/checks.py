@@ -12,6 +12,7 @@ VALIDATED_DATA = dg.AssetKey("validated_data")
 FEATURES = dg.AssetKey("features")
 TRAINED_MODEL = dg.AssetKey("trained_model")
 PRODUCTION_MODEL = dg.AssetKey("production_model")
+MODEL_MONITORING = dg.AssetKey("model_monitoring")
 
 QUARANTINE_WARN_SHARE = 0.01
 QUARANTINE_ERROR_SHARE = 0.20
@@ -93,6 +94,15 @@ PRODUCTION_MODEL_CHECKS = [
         "champion_reproduces",
         PRODUCTION_MODEL,
         "The champion's artifact loads and scores its logged holdout sample identically.",
+    )
+]
+
+
+MONITORING_CHECKS = [
+    _spec(
+        "champion_live_quality",
+        MODEL_MONITORING,
+        "The champion's live ROC AUC and Brier within bounds (WARN; degradation retrains).",
     )
 ]
 
@@ -377,4 +387,20 @@ def champion_reproduces(
             "tolerance": REPRODUCE_TOLERANCE,
         },
         None if passed else "the champion's artifact does not reproduce its logged holdout predictions",
+    )
+
+
+def champion_live_quality(record: dict) -> dg.AssetCheckResult:
+    return _result(
+        MODEL_MONITORING,
+        "champion_live_quality",
+        not record["degraded"],
+        {
+            "live_roc_auc": record["live_roc_auc"],
+            "live_brier": record["live_brier"],
+            "max_feature_psi": record["max_feature_psi"],
+            "labelled_rows": record["labelled_rows"],
+        },
+        "; ".join(record["reasons"]) or None,
+        severity=dg.AssetCheckSeverity.WARN,
     )

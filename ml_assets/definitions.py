@@ -5,8 +5,10 @@ import dagster as dg
 from ml_assets.assets.deployment import production_model
 from ml_assets.assets.features import features
 from ml_assets.assets.ingestion import planes, raw_data, weather
+from ml_assets.assets.serving import model_monitoring, predictions
 from ml_assets.assets.training import trained_model
 from ml_assets.assets.validation import validated_data
+from ml_assets.automation.degradation import retrain_on_degradation
 from ml_assets.automation.failures import run_failure_records
 from ml_assets.automation.jobs import ingest_job, promote_job, retrain_job, rollback_job
 from ml_assets.automation.landing_sensor import landing_sensor
@@ -24,11 +26,21 @@ from ml_assets.resources.environment import environment_name, resources_for
 def defs() -> dg.Definitions:
     settings = AutomationSettings.from_env()
     definitions = dg.Definitions(
-        assets=[raw_data, weather, planes, validated_data, features, trained_model, production_model],
+        assets=[
+            raw_data,
+            weather,
+            planes,
+            validated_data,
+            features,
+            trained_model,
+            production_model,
+            predictions,
+            model_monitoring,
+        ],
         asset_checks=builder_checks(),
         jobs=[ingest_job, retrain_job, promote_job, rollback_job],
         schedules=[retrain_schedule(settings, retrain_job)],
-        sensors=[landing_sensor, automation_sensor(), run_failure_records],
+        sensors=[landing_sensor, automation_sensor(), run_failure_records, retrain_on_degradation],
         resources=resources_for(environment_name()),
         # One process per run: a step process re-imports the code location (~2 s each).
         executor=dg.in_process_executor,

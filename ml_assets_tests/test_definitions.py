@@ -13,6 +13,8 @@ EXPECTED_ASSETS = {
     "features",
     "trained_model",
     "production_model",
+    "predictions",
+    "model_monitoring",
 }
 
 
@@ -39,7 +41,7 @@ def test_every_asset_and_check_is_described_and_grouped():
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description, key
-        assert node.group_name in {"ingestion", "validation", "features", "training", "deployment"}
+        assert node.group_name in {"ingestion", "validation", "features", "training", "deployment", "serving"}
     blocking = {
         check.name
         for assets_def in defs().assets
@@ -52,7 +54,7 @@ def test_every_asset_and_check_is_described_and_grouped():
 
 def test_partitioned_assets_backfill_as_one_run():
     executable = [a for a in defs().assets if isinstance(a, dg.AssetsDefinition)]
-    assert len(executable) == 5
+    assert len(executable) == 7
     for assets_def in executable:
         assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()
 
@@ -72,13 +74,13 @@ def test_environment_is_chosen_by_one_variable(monkeypatch, tmp_path):
 
 def test_automation_runs_by_itself_on_a_fresh_instance():
     definitions = defs()
-    for name in ("landing_sensor", "automation", "run_failure_records"):
+    for name in ("landing_sensor", "automation", "run_failure_records", "retrain_on_degradation"):
         assert definitions.get_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
     schedule = definitions.get_schedule_def("retrain_schedule")
     assert schedule.cron_schedule == "0 3 * * 1"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     jobs = {job.name for job in definitions.get_repository_def().get_all_jobs()}
-    assert {"ingest", "retrain", "promote"} <= jobs
+    assert {"ingest", "retrain", "promote", "rollback"} <= jobs
 
 
 def test_freshness_windows_come_from_the_environment_at_load(monkeypatch):

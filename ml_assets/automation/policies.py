@@ -80,8 +80,21 @@ def follows_new_challenger() -> dg.AutomationCondition:
     ).with_label("follows a new challenger that passed its blocking checks")
 
 
+def serves_the_champion() -> dg.AutomationCondition:
+    """Score a day as soon as its features land (by any run) and again when the champion changes."""
+    return (
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("scores new days with the current champion")
+
+
 def conditions() -> dict[str, dg.AutomationCondition]:
     return {
+        "predictions": serves_the_champion(),
+        "model_monitoring": serves_the_champion(),
         "validated_data": follows_new_data(),
         "quarantine": follows_new_data(),
         "features": follows_new_data(),

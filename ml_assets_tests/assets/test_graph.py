@@ -26,6 +26,7 @@ ALL_CHECKS = [
     "calibration_vs_champion",
     "origin_slices_vs_champion",
     "champion_reproduces",
+    "champion_live_quality",
 ]
 DAYS = [f"2013-01-{d:02d}" for d in range(1, 32)]
 TRAIN = {"ops": {"trained_model": {"config": {"holdout_days": 7, "max_iter": 150}}}}
@@ -240,3 +241,36 @@ def test_rollback_returns_the_alias_to_the_previous_champion(graph):
     )
     assert not again.success
     assert str(client.get_registered_model(name).aliases["champion"]) == "1"
+
+
+def test_predictions_carry_the_champion_version(graph):
+    io = graph["resources"]["io_manager"]
+    scored = pd.concat(pd.read_parquet(f"{io.base_dir}/predictions/{d}.parquet") for d in DAYS)
+    assert len(scored) == 27004
+    assert set(scored["model_version"]) == {"1"}
+    assert scored["delay_probability"].between(0, 1).all()
+    (monitoring,) = materializations(graph["first"], "model_monitoring")
+    assert meta(monitoring, "labelled_rows") == int((scored["flight_date"] >= "2013-01-18").sum())
+    assert meta(monitoring, "live_roc_auc") > 0.65
+    assert meta(monitoring, "degraded") is False
+
+
+def test_degraded_champion_launches_a_retrain(graph):
+    from ml_assets.automation.degradation import retrain_on_degradation
+
+    strict = {"ops": {"model_monitoring": {"config": {"min_live_roc_auc": 0.99}}}}
+    result = dg.materialize(
+        graph["assets"],
+        selection=["model_monitoring"],
+        instance=graph["instance"],
+        resources=graph["resources"],
+        run_config=strict,
+    )
+    (check,) = result.get_asset_check_evaluations()
+    assert (check.passed, check.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert check.description.startswith("live ROC AUC")
+    record = graph["instance"].fetch_materializations(dg.AssetKey("model_monitoring"), limit=1).records[0]
+    context = dg.build_sensor_context(instance=graph["instance"])
+    (request,) = retrain_on_degradation.evaluate_tick(context).run_requests
+    assert request.run_key == f"degraded:{record.run_id}"
+    assert request.tags["ml_assets/retrain_reason"].startswith("live ROC AUC")
