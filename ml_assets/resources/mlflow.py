@@ -35,6 +35,26 @@ def is_unreachable(error: BaseException) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _sqlite_init_lock(tracking_uri: str) -> Iterator[None]:
+    """Serialize first use of an embedded sqlite store across processes: MLflow creates its tables
+    on first connect, and parallel runs doing it at once fail with 'table ... already exists'."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+    from pathlib import Path
+
+    lock_path = Path(tracking_uri.removeprefix("sqlite:///") + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class MlflowTracking(dg.ConfigurableResource):
     """Where models are tracked and registered.
 
@@ -96,9 +116,10 @@ class MlflowTracking(dg.ConfigurableResource):
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.http_request_timeout_seconds)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        if client.get_experiment_by_name(self.experiment_name) is None:
-            client.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+        with _sqlite_init_lock(self.tracking_uri):
+            client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            if client.get_experiment_by_name(self.experiment_name) is None:
+                client.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
         return mlflow
 
     def client(self):
