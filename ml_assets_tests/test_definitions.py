@@ -70,6 +70,10 @@ def test_environment_is_chosen_by_one_variable(monkeypatch, tmp_path):
     resources = resources_for("local")
     assert resources["landing"].landing_dir == str(tmp_path / "in")
     assert resources["mlflow"].tracking_uri == "http://127.0.0.1:5999"
+    assert resources["mlflow"].ui_url == "http://127.0.0.1:5999"  # the server is the UI
+    assert resources["mlflow"].artifact_location is None  # the server stores artifacts
+    monkeypatch.setenv("ML_ASSETS_REGISTERED_MODEL", "delays_v2")
+    assert resources_for("local")["mlflow"].registered_model_name == "delays_v2"
 
 
 def test_automation_runs_by_itself_on_a_fresh_instance():

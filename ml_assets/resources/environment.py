@@ -54,7 +54,13 @@ def resources_for(environment: str) -> dict[str, Any]:
                 tracking_uri=paths["tracking_uri"],
                 # A tracking server stores artifacts where it was told to; only a local store needs a root.
                 artifact_location=None if is_server(paths["tracking_uri"]) else paths["artifact_location"],
-                ui_url=os.environ.get("ML_ASSETS_MLFLOW_UI_URL"),
+                # A tracking server is also the MLflow UI; an embedded store has none unless named.
+                ui_url=os.environ.get(
+                    "ML_ASSETS_MLFLOW_UI_URL",
+                    paths["tracking_uri"] if is_server(paths["tracking_uri"]) else None,
+                ),
+                experiment_name=os.environ.get("ML_ASSETS_MLFLOW_EXPERIMENT", "nyc-flight-delays"),
+                registered_model_name=os.environ.get("ML_ASSETS_REGISTERED_MODEL", "flight_delay_classifier"),
                 dagster_ui_url=os.environ.get("ML_ASSETS_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
             ),
         }
