@@ -61,3 +61,9 @@ def registry_client(uri: str):
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def materialize_range(assets: list, days: list[str], **kwargs):
+    """Materialize `assets` over the partition range days[0]..days[-1] as one run."""
+    tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
+    return dg.materialize(assets, tags=tags, **kwargs)

@@ -7,7 +7,7 @@ import pytest
 from ml_assets.definitions import defs
 from ml_assets.domain.contract import OUTCOME_COLUMNS
 from ml_assets.partitions import landing_days
-from ml_assets_tests.conftest import make_resources, registry_client
+from ml_assets_tests.conftest import make_resources, materialize_range, registry_client
 
 ALL_CHECKS = [
     "files_parse",
@@ -40,16 +40,7 @@ def graph(tmp_path_factory, landed_month):
         instance.add_dynamic_partitions(landing_days.name, DAYS)
         definitions = defs()
         assets = [*definitions.assets, *definitions.asset_checks]
-        first = dg.materialize(
-            assets,
-            instance=instance,
-            resources=resources,
-            run_config=TRAIN,
-            tags={
-                "dagster/asset_partition_range_start": DAYS[0],
-                "dagster/asset_partition_range_end": DAYS[-1],
-            },
-        )
+        first = materialize_range(assets, DAYS, instance=instance, resources=resources, run_config=TRAIN)
         yield {"assets": assets, "instance": instance, "resources": resources, "root": root, "first": first}
 
 
@@ -69,6 +60,17 @@ def retrain(graph, run_config: dict, raise_on_error: bool = True):
         instance=graph["instance"],
         resources=graph["resources"],
         run_config=run_config,
+        raise_on_error=raise_on_error,
+    )
+
+
+def roll_back(graph, raise_on_error: bool = True):
+    return dg.materialize(
+        graph["assets"],
+        selection=["production_model"],
+        instance=graph["instance"],
+        resources=graph["resources"],
+        run_config={"ops": {"production_model": {"config": {"rollback": True}}}},
         raise_on_error=raise_on_error,
     )
 
@@ -214,13 +216,7 @@ def test_rollback_returns_the_alias_to_the_previous_champion(graph):
     assert meta(production, "action") == "promoted"
     assert new_champion != "1"
     client, name = registry(graph["resources"])
-    rollback = dg.materialize(
-        graph["assets"],
-        selection=["production_model"],
-        instance=graph["instance"],
-        resources=graph["resources"],
-        run_config={"ops": {"production_model": {"config": {"rollback": True}}}},
-    )
+    rollback = roll_back(graph)
     (rolled,) = materializations(rollback, "production_model")
     assert meta(rolled, "action") == "rolled_back"
     assert meta(rolled, "champion_version") == "1"
@@ -231,14 +227,7 @@ def test_rollback_returns_the_alias_to_the_previous_champion(graph):
     )
     assert client.get_model_version(name, "1").tags["restored_from"] == new_champion
     # Nothing was promoted before version 1: a second rollback refuses and leaves the alias alone.
-    again = dg.materialize(
-        graph["assets"],
-        selection=["production_model"],
-        instance=graph["instance"],
-        resources=graph["resources"],
-        run_config={"ops": {"production_model": {"config": {"rollback": True}}}},
-        raise_on_error=False,
-    )
+    again = roll_back(graph, raise_on_error=False)
     assert not again.success
     assert str(client.get_registered_model(name).aliases["champion"]) == "1"
 

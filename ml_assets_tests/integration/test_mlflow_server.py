@@ -13,7 +13,7 @@ import pytest
 from ml_assets.definitions import defs
 from ml_assets.partitions import landing_days
 from ml_assets.resources.mlflow import MlflowTracking
-from ml_assets_tests.conftest import make_resources, registry_client
+from ml_assets_tests.conftest import make_resources, materialize_range, registry_client
 from ml_assets_tests.integration.servers import REPO, free_port, process_group, wait_for_http
 
 pytestmark = pytest.mark.integration
@@ -56,16 +56,7 @@ def world(tmp_path_factory, landed_month):
         wait_for_http(f"{uri}/health", process, root / "mlflow-server.log")
         state = {"root": root, "uri": uri, "port": port, "server": server, "resources": resources}
         state.update({"assets": assets, "instance": instance})
-        first = dg.materialize(
-            assets,
-            instance=instance,
-            resources=resources,
-            run_config=TRAIN,
-            tags={
-                "dagster/asset_partition_range_start": DAYS[0],
-                "dagster/asset_partition_range_end": DAYS[-1],
-            },
-        )
+        first = materialize_range(assets, DAYS, instance=instance, resources=resources, run_config=TRAIN)
         state["first"] = first
         try:
             yield state
