@@ -200,9 +200,20 @@ class MlflowTracking(dg.ConfigurableResource):
         return self.load_json_artifact(self.run_id_of(version), REFERENCE_PROFILE), version
 
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
+        """Set tags idempotently: a request the client retried may already have been applied, and a
+        sqlite-backed server then answers the repeat with a UNIQUE-constraint error."""
+        from mlflow.exceptions import MlflowException
+
         client = self.client()
         for key, value in tags.items():
-            client.set_model_version_tag(self.registered_model_name, version, key, value)
+            try:
+                client.set_model_version_tag(self.registered_model_name, version, key, value)
+            except MlflowException as error:
+                if "UNIQUE constraint" not in str(error):
+                    raise
+                current = client.get_model_version(self.registered_model_name, version).tags.get(key)
+                if current != value:
+                    client.set_model_version_tag(self.registered_model_name, version, key, value)
 
     def versions_tagged(self, key: str, value: str) -> list[str]:
         found = self.client().search_model_versions(

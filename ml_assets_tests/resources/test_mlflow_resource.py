@@ -27,3 +27,35 @@ def test_unreachable_is_recognised_through_the_cause_chain():
     outer.__cause__ = requests.exceptions.ConnectionError("refused")
     assert is_unreachable(outer)
     assert not is_unreachable(ValueError("bad input"))
+
+
+class RetriedTagClient:
+    """Fake registry client: the first set of each tag 'was applied' but answered with the
+    UNIQUE-constraint error a sqlite-backed server gives a repeated request."""
+
+    def __init__(self):
+        self.tags: dict[str, str] = {}
+        self.calls = 0
+
+    def set_model_version_tag(self, name, version, key, value):
+        from mlflow.exceptions import MlflowException
+
+        self.calls += 1
+        if key not in self.tags:
+            self.tags[key] = value
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: model_version_tags")
+        self.tags[key] = value
+
+    def get_model_version(self, name, version):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(tags=dict(self.tags))
+
+
+def test_tagging_survives_a_retried_request(monkeypatch):
+    fake = RetriedTagClient()
+    tracking = MlflowTracking(tracking_uri="http://127.0.0.1:1")
+    monkeypatch.setattr(MlflowTracking, "client", lambda self: fake)
+    tracking.tag_version("3", {"promotion_decision": "promoted", "promotion_reason": "beats by 0.01"})
+    assert fake.tags == {"promotion_decision": "promoted", "promotion_reason": "beats by 0.01"}
+    assert fake.calls == 2  # the value was already there: read back, not written again
