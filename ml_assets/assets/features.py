@@ -8,8 +8,8 @@ import pandas as pd
 from ml_assets import checks
 from ml_assets.assets.ingestion import planes, weather
 from ml_assets.assets.metadata import column_schema, row_count
-from ml_assets.domain.features import FEATURE_COLUMNS, build_features
-from ml_assets.domain.quality import leaked_outcomes, population_stability, univariate_auc
+from ml_assets.domain.features import FEATURE_COLUMNS, build_features, leaked_columns
+from ml_assets.domain.quality import population_stability, univariate_auc
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LocalLandingZone
 from ml_assets.resources.mlflow import MlflowTracking
@@ -45,7 +45,7 @@ def features(
             "last_flight_date": str(table["flight_date"].max()) if len(table) else "",
         },
     )
-    yield checks.no_leakage(leaked_outcomes(table.columns), univariate_auc(table))
+    yield checks.no_leakage(leaked_columns(table.columns), univariate_auc(table))
     reference = mlflow.champion_reference()
     if reference is None:
         yield checks.drift_psi(None, None)

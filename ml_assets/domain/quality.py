@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ml_assets.domain.contract import FLIGHT_KEY, LABEL, OUTCOME_COLUMNS, PARTITION_COLUMN
+from ml_assets.domain.contract import FLIGHT_KEY, LABEL, PARTITION_COLUMN
 from ml_assets.domain.features import NUMERIC_FEATURES
 from ml_assets.domain.validation import flight_dates
 
@@ -72,10 +72,6 @@ def univariate_auc(features: pd.DataFrame, columns: tuple[str, ...] = NUMERIC_FE
         auc = roc_auc_score(labels, values.fillna(values.median()).to_numpy())
         scores[column] = float(max(auc, 1 - auc))
     return scores
-
-
-def leaked_outcomes(columns) -> list[str]:
-    return [column for column in columns if column in OUTCOME_COLUMNS]
 
 
 def feature_profile(features: pd.DataFrame, columns: tuple[str, ...] = NUMERIC_FEATURES) -> dict:
