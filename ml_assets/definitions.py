@@ -19,12 +19,13 @@ from ml_assets.automation.policies import (
     retrain_schedule,
 )
 from ml_assets.checks import builder_checks
-from ml_assets.resources.environment import environment_name, resources_for
+from ml_assets.resources.environment import environment_name, executor_for, resources_for
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     settings = AutomationSettings.from_env()
+    environment = environment_name()
     definitions = dg.Definitions(
         assets=[
             raw_data,
@@ -41,8 +42,7 @@ def defs() -> dg.Definitions:
         jobs=[ingest_job, retrain_job, promote_job, rollback_job],
         schedules=[retrain_schedule(settings, retrain_job)],
         sensors=[landing_sensor, automation_sensor(), run_failure_records, retrain_on_degradation],
-        resources=resources_for(environment_name()),
-        # One process per run: a step process re-imports the code location (~2 s each).
-        executor=dg.in_process_executor,
+        resources=resources_for(environment),
+        executor=executor_for(environment),
     )
     return apply_automation(definitions, settings)

@@ -14,11 +14,11 @@ import sys
 import dagster as dg
 
 from ml_assets.partitions import landing_days
-from ml_assets.resources.environment import local_paths
-from ml_assets.resources.landing import LocalLandingZone
+from ml_assets.resources.environment import environment_name, resources_for
+from ml_assets.resources.landing import LandingZone
 
 
-def register_landed_days(instance: dg.DagsterInstance, landing: LocalLandingZone) -> list[str]:
+def register_landed_days(instance: dg.DagsterInstance, landing: LandingZone) -> list[str]:
     """Add a partition for each complete, well-named landing file not yet registered; returns them."""
     known = set(instance.get_dynamic_partitions(landing_days.name))
     new = sorted({f.day for f in landing.list_files() if f.day and f.day not in known})
@@ -39,13 +39,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["register", "materialize"])
     args, extra = parser.parse_known_args(argv)
     instance = dg.DagsterInstance.get()
-    landing = LocalLandingZone(landing_dir=local_paths()["landing_dir"])
+    # The environment's own landing zone, its EnvVar settings resolved as a run would resolve them.
+    landing = resources_for(environment_name())["landing"].process_config_and_initialize()
     new = register_landed_days(instance, landing)
     partitions = instance.get_dynamic_partitions(landing_days.name)
     print(f"registered {len(new)} new landing days; {len(partitions)} in all")
     if args.command == "materialize":
         if not partitions:
-            sys.exit(f"no landing files in {landing.landing_dir}: run `python -m ml_assets.demo seed` first")
+            sys.exit(f"no landing files in {landing.location('')}: run `python -m ml_assets.demo seed` first")
         command = materialize_command(partitions, extra)
         print(" ".join(command), flush=True)
         os.execv(command[0], command)

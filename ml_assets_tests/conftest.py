@@ -1,6 +1,7 @@
 """Shared fixtures: small real slices of the 2013 NYC flights, landed in temporary dirs."""
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -67,3 +68,12 @@ def materialize_range(assets: list, days: list[str], **kwargs):
     """Materialize `assets` over the partition range days[0]..days[-1] as one run."""
     tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
     return dg.materialize(assets, tags=tags, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> Iterator[str]:
+    """A real S3 HTTP endpoint (moto's server mode) on loopback, shared by the session's tests."""
+    from ml_assets_tests.integration.servers import moto_s3_server
+
+    with moto_s3_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        yield url

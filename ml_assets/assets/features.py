@@ -11,7 +11,7 @@ from ml_assets.assets.metadata import column_schema, row_count
 from ml_assets.domain.features import FEATURE_COLUMNS, build_features, leaked_columns
 from ml_assets.domain.quality import population_stability, univariate_auc
 from ml_assets.partitions import landing_days, single_run
-from ml_assets.resources.landing import LocalLandingZone
+from ml_assets.resources.landing import LandingZone
 from ml_assets.resources.mlflow import MlflowTracking
 
 
@@ -28,7 +28,7 @@ from ml_assets.resources.mlflow import MlflowTracking
 def features(
     context: dg.AssetExecutionContext,
     validated_data: pd.DataFrame,
-    landing: LocalLandingZone,
+    landing: LandingZone,
     mlflow: MlflowTracking,
 ):
     weather_table = pd.read_csv(io.BytesIO(landing.read_reference("weather.csv")))

@@ -14,7 +14,7 @@ from ml_assets.domain.parsing import (
 )
 from ml_assets.domain.quality import row_count_anomalies
 from ml_assets.partitions import landing_days, single_run
-from ml_assets.resources.landing import LocalLandingZone
+from ml_assets.resources.landing import LandingZone
 
 
 @dg.asset(
@@ -26,7 +26,7 @@ from ml_assets.resources.landing import LocalLandingZone
     check_specs=checks.RAW_DATA_CHECKS,
     description="Each landing day's flights file as landed, typed, with per-row source file and row number.",
 )
-def raw_data(context: dg.AssetExecutionContext, landing: LocalLandingZone):
+def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
     days = list(context.partition_keys)
     frames, files, rejected = [], [], []
     for n, day in enumerate(days, start=1):

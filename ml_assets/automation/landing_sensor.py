@@ -1,41 +1,12 @@
 """The landing sensor: new complete files become partitions, each with one ingest run."""
 
-import json
-from dataclasses import dataclass
-
 import dagster as dg
 
 from ml_assets.automation.jobs import ingest_job
 from ml_assets.automation.policies import LANDING_FILE_TAG
 from ml_assets.domain.contract import FileRule
 from ml_assets.partitions import landing_days
-from ml_assets.resources.landing import LandedFile, LocalLandingZone
-
-
-@dataclass(frozen=True)
-class LandingCursor:
-    """High-water mark of files already seen: (modification time, name)."""
-
-    modified_ns: int = 0
-    name: str = ""
-
-    @classmethod
-    def parse(cls, raw: str | None) -> "LandingCursor":
-        return cls(**json.loads(raw)) if raw else cls()
-
-    def dump(self) -> str:
-        return json.dumps({"modified_ns": self.modified_ns, "name": self.name})
-
-    def is_new(self, landed: LandedFile) -> bool:
-        return (landed.modified_ns, landed.name) > (self.modified_ns, self.name)
-
-
-def new_files(files: list[LandedFile], cursor: LandingCursor) -> tuple[list[LandedFile], LandingCursor]:
-    """Files past the cursor, oldest first, and the cursor that covers them."""
-    fresh = sorted((f for f in files if cursor.is_new(f)), key=lambda f: (f.modified_ns, f.name))
-    if not fresh:
-        return [], cursor
-    return fresh, LandingCursor(fresh[-1].modified_ns, fresh[-1].name)
+from ml_assets.resources.landing import LandedFile, LandingZone
 
 
 def ingest_run_request(landed: LandedFile) -> dg.RunRequest:
@@ -65,9 +36,8 @@ def misnamed_file_event(landed: LandedFile, location: str) -> dg.AssetObservatio
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Registers a partition per new complete landing file and asks for one ingest run per file.",
 )
-def landing_sensor(context: dg.SensorEvaluationContext, landing: LocalLandingZone):
-    cursor = LandingCursor.parse(context.cursor)
-    fresh, next_cursor = new_files(landing.list_files(), cursor)
+def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
+    fresh, next_cursor = landing.new_files(context.cursor)
     if not fresh:
         return dg.SkipReason("no new landing files")
     misnamed = [f for f in fresh if f.day is None]
@@ -95,7 +65,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LocalLandingZon
             *(misnamed_file_event(f, landing.location(f.name)) for f in misnamed),
             *(identical_reland_event(f, landing.location(f.name)) for f in identical),
         ],
-        cursor=next_cursor.dump(),
+        cursor=next_cursor,
     )
 
 

@@ -37,22 +37,31 @@ def split_by_partition(frame: pd.DataFrame, partition_keys: list[str]) -> dict[s
     return {key: groups.get(key, frame.iloc[0:0]) for key in partition_keys}
 
 
-class ParquetIOManager(dg.ConfigurableIOManager):
-    """DataFrames as `<base_dir>/<asset>/<partition>.parquet`; records (dicts) as JSON.
+class ParquetTables(dg.ConfigurableIOManager):
+    """DataFrames as `<asset>/<partition>.parquet`; records (dicts) as `<asset>.json`.
 
     A multi-partition output (a single-run backfill) is one DataFrame with a `landing_day` column,
-    split here into one file per partition, so re-materializing a partition replaces it exactly.
+    split here into one object per partition, so re-materializing a partition replaces it exactly.
+    Subclasses say where the bytes go: each write must be atomic (a reader sees old or new).
     """
 
-    base_dir: str = Field(description="Directory under which asset outputs are stored.")
+    def location(self, relative: str) -> str:
+        raise NotImplementedError
 
-    def _asset_dir(self, asset_key: dg.AssetKey) -> Path:
-        return Path(self.base_dir).joinpath(*asset_key.path)
+    def write(self, relative: str, data: bytes) -> None:
+        raise NotImplementedError
 
-    def _path(self, asset_key: dg.AssetKey, partition_key: str | None, suffix: str) -> Path:
+    def read(self, relative: str) -> bytes:
+        raise NotImplementedError
+
+    def exists(self, relative: str) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def _relative(asset_key: dg.AssetKey, partition_key: str | None, suffix: str) -> str:
         if partition_key is None:
-            return self._asset_dir(asset_key).with_suffix(suffix)
-        return self._asset_dir(asset_key) / f"{partition_key}{suffix}"
+            return "/".join(asset_key.path) + suffix
+        return "/".join([*asset_key.path, partition_key + suffix])
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
@@ -62,13 +71,13 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             if context.has_asset_partitions:
                 parts = split_by_partition(obj, list(context.asset_partition_keys))
                 for partition_key, part in parts.items():
-                    write_bytes_atomic(self._path(key, partition_key, ".parquet"), _to_parquet_bytes(part))
+                    self.write(self._relative(key, partition_key, ".parquet"), _to_parquet_bytes(part))
             else:
-                write_bytes_atomic(self._path(key, None, ".parquet"), _to_parquet_bytes(obj))
+                self.write(self._relative(key, None, ".parquet"), _to_parquet_bytes(obj))
             return
         if isinstance(obj, dict):
             payload = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
-            write_bytes_atomic(self._path(key, None, ".json"), payload)
+            self.write(self._relative(key, None, ".json"), payload)
             return
         raise TypeError(f"{key.to_user_string()}: cannot store a {type(obj).__name__}")
 
@@ -76,20 +85,42 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         key = context.asset_key
         if context.has_asset_partitions:
             keys = list(context.asset_partition_keys)
-            paths = [self._path(key, k, ".parquet") for k in keys]
+            names = [self._relative(key, k, ".parquet") for k in keys]
             if (context.definition_metadata or {}).get(ALLOW_MISSING_PARTITIONS):
-                # A day held back by a blocking check has no file: train on the days that passed.
-                missing = [k for k, p in zip(keys, paths, strict=True) if not p.exists()]
+                # A day held back by a blocking check has no table: train on the days that passed.
+                present = [self.exists(name) for name in names]
+                missing = [k for k, here in zip(keys, present, strict=True) if not here]
                 if missing:
                     context.log.warning(
                         f"{key.to_user_string()}: {len(missing)} of {len(keys)} partitions not "
                         f"materialized, loading the rest: {missing[:10]}"
                     )
-                paths = [p for p in paths if p.exists()]
-            frames = [pd.read_parquet(path) for path in paths]
+                names = [name for name, here in zip(names, present, strict=True) if here]
+            frames = [pd.read_parquet(io.BytesIO(self.read(name))) for name in names]
             non_empty = [frame for frame in frames if len(frame)] or frames[:1]
             return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()
-        json_path = self._path(key, None, ".json")
-        if json_path.exists():
-            return json.loads(json_path.read_text())
-        return pd.read_parquet(self._path(key, None, ".parquet"))
+        json_name = self._relative(key, None, ".json")
+        if self.exists(json_name):
+            return json.loads(self.read(json_name))
+        return pd.read_parquet(io.BytesIO(self.read(self._relative(key, None, ".parquet"))))
+
+
+class ParquetIOManager(ParquetTables):
+    """Asset tables under a local directory, each written to a temp file and renamed into place."""
+
+    base_dir: str = Field(description="Directory under which asset outputs are stored.")
+
+    def _file(self, relative: str) -> Path:
+        return Path(self.base_dir) / relative
+
+    def location(self, relative: str) -> str:
+        return str(self._file(relative))
+
+    def write(self, relative: str, data: bytes) -> None:
+        write_bytes_atomic(self._file(relative), data)
+
+    def read(self, relative: str) -> bytes:
+        return self._file(relative).read_bytes()
+
+    def exists(self, relative: str) -> bool:
+        return self._file(relative).exists()

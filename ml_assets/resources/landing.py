@@ -1,8 +1,14 @@
-"""The landing zone: where daily flight files and reference tables arrive."""
+"""The landing zone: where daily flight files and reference tables arrive.
+
+`LandingZone` is the interface the assets and the sensor use; `LocalLandingZone` reads a directory,
+`ml_assets.resources.s3.S3LandingZone` an S3 prefix. Each keeps its own sensor cursor, because what
+"new since the last tick" can cheaply mean differs: modification time on a disk, key order in S3.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +17,10 @@ import dagster as dg
 from pydantic import Field
 
 from ml_assets.domain.contract import day_from_file_name, file_name_for_day
+
+LANDING_FILE_PREFIX = "flights_"
+# A file still being written (`*.tmp`, then renamed) or hidden is never read.
+IN_PROGRESS_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True)
@@ -21,15 +31,84 @@ class LandedFile:
     modified_ns: int
 
 
-class LocalLandingZone(dg.ConfigurableResource):
+def is_landing_file(name: str) -> bool:
+    return (
+        name.startswith(LANDING_FILE_PREFIX)
+        and not name.endswith(IN_PROGRESS_SUFFIX)
+        and not name.startswith(".")
+    )
+
+
+def landed_file(name: str, size_bytes: int, modified_ns: int) -> LandedFile:
+    return LandedFile(name, day_from_file_name(name), size_bytes, modified_ns)
+
+
+class LandingZone(dg.ConfigurableResource):
+    """What the assets and the landing sensor need of a landing zone."""
+
+    max_file_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        description="A day's file larger than this is refused unread (a day of NYC flights is ~100 KB).",
+    )
+
+    def location(self, name: str) -> str:
+        """Where a file is, as a user would look for it (a path or an s3:// URL)."""
+        raise NotImplementedError
+
+    def list_files(self) -> list[LandedFile]:
+        """Every complete landing file, sorted by name."""
+        raise NotImplementedError
+
+    def new_files(self, cursor: str | None) -> tuple[list[LandedFile], str | None]:
+        """Files landed since `cursor` (oldest first) and the cursor covering them."""
+        raise NotImplementedError
+
+    def size_of_day(self, day: str) -> int | None:
+        """Bytes of a day's file, or None when it has not landed."""
+        raise NotImplementedError
+
+    def sha256_of_day(self, day: str) -> str:
+        raise NotImplementedError
+
+    def read_day(self, day: str) -> bytes:
+        raise NotImplementedError
+
+    def read_reference(self, name: str) -> bytes:
+        """A reference table (weather.csv, planes.csv) beside the daily files."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class LandingCursor:
+    """High-water mark of local files already seen: (modification time, name)."""
+
+    modified_ns: int = 0
+    name: str = ""
+
+    @classmethod
+    def parse(cls, raw: str | None) -> LandingCursor:
+        return cls(**json.loads(raw)) if raw else cls()
+
+    def dump(self) -> str:
+        return json.dumps({"modified_ns": self.modified_ns, "name": self.name})
+
+    def is_new(self, landed: LandedFile) -> bool:
+        return (landed.modified_ns, landed.name) > (self.modified_ns, self.name)
+
+
+def files_after(files: list[LandedFile], cursor: LandingCursor) -> tuple[list[LandedFile], LandingCursor]:
+    """Files past the cursor, oldest first, and the cursor that covers them."""
+    fresh = sorted((f for f in files if cursor.is_new(f)), key=lambda f: (f.modified_ns, f.name))
+    if not fresh:
+        return [], cursor
+    return fresh, LandingCursor(fresh[-1].modified_ns, fresh[-1].name)
+
+
+class LocalLandingZone(LandingZone):
     """Landing files in a local directory; `*.tmp` files are still being written and never read."""
 
     landing_dir: str = Field(
         description="Directory holding flights_YYYY-MM-DD.csv, weather.csv and planes.csv."
-    )
-    max_file_bytes: int = Field(
-        default=64 * 1024 * 1024,
-        description="A day's file larger than this is refused unread (a day of NYC flights is ~100 KB).",
     )
 
     def _root(self) -> Path:
@@ -39,30 +118,28 @@ class LocalLandingZone(dg.ConfigurableResource):
         return str(self._root() / name)
 
     def list_files(self) -> list[LandedFile]:
-        """Complete landing files (no *.tmp, no hidden files), with the day their name stands for."""
         root = self._root()
         if not root.is_dir():
             return []
         files = []
         with os.scandir(root) as entries:
             for entry in entries:
-                if not entry.is_file() or entry.name.startswith(".") or entry.name.endswith(".tmp"):
-                    continue
-                if not entry.name.startswith("flights_"):
-                    continue
-                stat = entry.stat()
-                files.append(
-                    LandedFile(entry.name, day_from_file_name(entry.name), stat.st_size, stat.st_mtime_ns)
-                )
+                if entry.is_file() and is_landing_file(entry.name):
+                    stat = entry.stat()
+                    files.append(landed_file(entry.name, stat.st_size, stat.st_mtime_ns))
         return sorted(files, key=lambda f: f.name)
 
+    def new_files(self, cursor: str | None) -> tuple[list[LandedFile], str | None]:
+        # A directory listing is one syscall per entry (0.035 s for 10,000 files); mtime order
+        # also catches a day re-landed under its old name.
+        fresh, next_cursor = files_after(self.list_files(), LandingCursor.parse(cursor))
+        return fresh, next_cursor.dump() if fresh else cursor
+
     def size_of_day(self, day: str) -> int | None:
-        """Bytes of a day's file, or None when it has not landed."""
         path = self._root() / file_name_for_day(day)
         return path.stat().st_size if path.is_file() else None
 
     def sha256_of_day(self, day: str) -> str:
-        """Content hash of a day's file, read in blocks so a large file costs no memory."""
         digest = hashlib.sha256()
         with (self._root() / file_name_for_day(day)).open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -73,5 +150,4 @@ class LocalLandingZone(dg.ConfigurableResource):
         return (self._root() / file_name_for_day(day)).read_bytes()
 
     def read_reference(self, name: str) -> bytes:
-        """A reference table (weather.csv, planes.csv) beside the daily files."""
         return (self._root() / name).read_bytes()

@@ -3,9 +3,9 @@ import os
 import dagster as dg
 import pytest
 
-from ml_assets.automation.landing_sensor import LandingCursor, landing_sensor
+from ml_assets.automation.landing_sensor import landing_sensor
 from ml_assets.partitions import landing_days
-from ml_assets.resources.landing import LocalLandingZone
+from ml_assets.resources.landing import LandingCursor, LocalLandingZone
 
 
 def touch(path, content: bytes = b"x\n", mtime_ns: int | None = None):

@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -82,3 +83,34 @@ class GraphQL:
                 return value
             time.sleep(poll)
         raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@contextmanager
+def moto_s3_server(log: Path) -> Iterator[str]:
+    """moto's standalone server: a real S3 HTTP endpoint on a free loopback port; yields its URL."""
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    command = [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    with process_group(command, {**os.environ, **S3_CREDENTIALS}, log) as process:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{url}/moto-api/", process, log, timeout=60)
+        yield url
+
+
+def s3_client(endpoint_url: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+    )
