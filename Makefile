@@ -13,7 +13,7 @@ export ML_ASSETS_STORAGE_DIR ?= $(CURDIR)/data/warehouse
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.mlflow/mlflow.db
 export ML_ASSETS_MLFLOW_ARTIFACTS ?= $(CURDIR)/.mlflow/artifacts
 
-.PHONY: dev test materialize lint format seed install home clean
+.PHONY: dev test materialize lint format seed install home clean system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,16 @@ dev: seed
 materialize: seed
 	$(BIN)/python -m ml_assets.operations materialize
 
-test: install
+# Real servers and a real browser for the integration tests: PostgreSQL and Chromium from Debian.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-packages:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ ! -x /usr/bin/chromium ]; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+			postgresql chromium >/dev/null; \
+	fi
+
+test: install system-packages
 	$(BIN)/python -m pytest
 
 lint: install

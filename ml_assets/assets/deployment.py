@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from ml_assets import checks
+from ml_assets import checks, kubernetes
 from ml_assets.domain.contract import LABEL
 from ml_assets.domain.promotion import decide_promotion, previous_champion
 from ml_assets.domain.training import evaluate, score
@@ -41,6 +41,7 @@ def holdout_of(features: pd.DataFrame, trained_model: dict) -> pd.DataFrame:
     kinds={"mlflow"},
     check_specs=checks.PRODUCTION_MODEL_CHECKS,
     code_version="1",
+    op_tags=kubernetes.LIGHT,
     description="The model version holding the MLflow alias 'champion', after the promotion decision.",
 )
 def production_model(

@@ -5,7 +5,7 @@ import io
 import dagster as dg
 import pandas as pd
 
-from ml_assets import checks
+from ml_assets import checks, kubernetes
 from ml_assets.assets.ingestion import planes, weather
 from ml_assets.assets.metadata import column_schema, row_count
 from ml_assets.domain.features import FEATURE_COLUMNS, build_features, leaked_columns
@@ -23,6 +23,7 @@ from ml_assets.resources.mlflow import MlflowTracking
     kinds={"pandas", "parquet"},
     check_specs=checks.FEATURES_CHECKS,
     code_version="1",
+    op_tags=kubernetes.FEATURES,
     description="Features known 2 h before departure (schedule, plane, weather, congestion), label.",
 )
 def features(

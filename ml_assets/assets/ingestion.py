@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from ml_assets import checks
+from ml_assets import checks, kubernetes
 from ml_assets.assets.metadata import column_schema, row_count
 from ml_assets.domain.contract import FILE_ERROR, file_name_for_day
 from ml_assets.domain.parsing import (
@@ -23,6 +23,7 @@ from ml_assets.resources.landing import LandingZone
     group_name="ingestion",
     kinds={"pandas", "parquet"},
     code_version="1",
+    op_tags=kubernetes.INGEST,
     check_specs=checks.RAW_DATA_CHECKS,
     description="Each landing day's flights file as landed, typed, with per-row source file and row number.",
 )

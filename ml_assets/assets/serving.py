@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from ml_assets import checks
+from ml_assets import checks, kubernetes
 from ml_assets.assets.metadata import column_schema, row_count
 from ml_assets.domain.contract import LABEL, PARTITION_COLUMN
 from ml_assets.domain.monitoring import live_quality
@@ -26,6 +26,7 @@ KEYS = [PARTITION_COLUMN, "flight_date", "carrier", "flight", "origin", "sched_d
     group_name="serving",
     kinds={"pandas", "mlflow"},
     code_version="1",
+    op_tags=kubernetes.SERVING,
     description="Each day's flights scored by the champion (loaded by alias), model version on every row.",
 )
 def predictions(context: dg.AssetExecutionContext, features: pd.DataFrame, mlflow: MlflowTracking):
@@ -66,6 +67,7 @@ class MonitoringConfig(dg.Config):
     group_name="serving",
     kinds={"pandas", "mlflow"},
     code_version="1",
+    op_tags=kubernetes.SERVING,
     check_specs=checks.MONITORING_CHECKS,
     description="The champion's live ROC AUC and calibration on recent labelled days; drift reported.",
 )

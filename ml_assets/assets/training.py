@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from ml_assets import checks
+from ml_assets import checks, kubernetes
 from ml_assets.assets.metadata import png_markdown
 from ml_assets.domain.contract import LABEL
 from ml_assets.domain.plots import calibration_png, importances_png, roc_curve_png
@@ -67,6 +67,7 @@ class TrainingConfig(dg.Config):
     group_name="training",
     kinds={"sklearn", "mlflow"},
     code_version="1",
+    op_tags=kubernetes.TRAINING,
     check_specs=checks.TRAINED_MODEL_CHECKS,
     description="HistGradientBoosting challenger trained with a time split, logged and registered in MLflow.",
 )

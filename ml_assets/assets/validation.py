@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from ml_assets import checks
+from ml_assets import checks, kubernetes
 from ml_assets.assets.metadata import column_schema, row_count
 from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.domain.quality import duplicate_keys, quarantine_shares, range_violations
@@ -39,6 +39,7 @@ def _per_partition(raw: pd.DataFrame, valid: pd.DataFrame, quarantine: pd.DataFr
     partitions_def=landing_days,
     backfill_policy=single_run,
     check_specs=checks.VALIDATED_DATA_CHECKS,
+    op_tags=kubernetes.INGEST,
 )
 def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
     days = list(context.partition_keys)

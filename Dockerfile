@@ -1,0 +1,24 @@
+# The code location as its own image: the gRPC code server that the Dagster webserver and daemon
+# load definitions from, and (on Kubernetes) the image of every run and step pod.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    ML_ASSETS_ENV=production \
+    DAGSTER_HOME=/opt/dagster/home
+
+WORKDIR /opt/ml_assets
+# Dependencies first, so a code change rebuilds only the last layers.
+COPY setup.py pyproject.toml README.md ./
+RUN mkdir ml_assets && touch ml_assets/__init__.py \
+    && pip install '.[production]' \
+    && pip uninstall -y ml_assets
+COPY ml_assets ./ml_assets
+RUN pip install --no-deps . && mkdir -p "$DAGSTER_HOME"
+COPY deploy/dagster.production.yaml /opt/dagster/home/dagster.yaml
+
+RUN useradd --create-home --uid 1000 dagster && chown -R dagster "$DAGSTER_HOME"
+USER dagster
+
+EXPOSE 4000
+CMD ["dagster", "code-server", "start", "-m", "ml_assets.definitions", "-h", "0.0.0.0", "-p", "4000"]
