@@ -34,8 +34,8 @@ def test_values_deploy_this_code_location_in_production_with_the_k8s_executor():
     assert PRODUCTION_ENV["ML_ASSETS_ENV"] == "production"
     assert PRODUCTION_ENV["ML_ASSETS_EXECUTOR"] == "k8s"
     assert VALUES["runLauncher"]["type"] == "K8sRunLauncher"
-    limits = VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
-    assert {"key": "ml_assets/training", "limit": 1} in limits
+    coordinator = VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert {"key": "ml_assets/training", "limit": 1} in coordinator["tagConcurrencyLimits"]
     # The image the values name is the one the Dockerfile builds: the same module as code server.
     dockerfile = (REPO / "Dockerfile").read_text()
     assert re.search(r'CMD \["dagster", "code-server", "start", "-m", "ml_assets\.definitions"', dockerfile)
@@ -81,7 +81,8 @@ def test_each_asset_step_pod_is_sized_by_its_op_tags(k8s_definitions):
         container = step_job(tags).spec.template.spec.containers[0]
         sizes[assets_def.op.name] = container.resources.requests
         assert container.resources.limits["memory"] == container.resources.requests["memory"]
-        assert [source.secret_ref.name for source in container.env_from] == ["ml-assets-aws", "ml-assets-settings"]
+        secrets = [source.secret_ref.name for source in container.env_from]
+        assert secrets == ["ml-assets-aws", "ml-assets-settings"]
     assert sizes["trained_model"] == {"cpu": "2", "memory": "4Gi"}
     assert sizes["features"] == {"cpu": "1", "memory": "2Gi"}
     assert set(sizes) == {

@@ -2,10 +2,12 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,11 +24,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def process_group(command: list[str], env: dict, log: Path) -> Iterator[subprocess.Popen]:
+def process_group(command: list[str], env: dict, log: Path, cwd: Path = REPO) -> Iterator[subprocess.Popen]:
     """Run `command` in a new session; on exit SIGTERM the group, then SIGKILL what is left."""
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen(
-            command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
             yield process
@@ -56,6 +58,21 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
     raise TimeoutError(f"{url} did not answer in {timeout} s:\n{log.read_text()[-4000:]}")
 
 
+# What the UI sends for "Materialize all" and reads back, as GraphQL.
+LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+  }
+}"""
+BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  ... on PartitionBackfill { status numPartitions } } }"""
+PARTITION_STATS = """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+  partitionStats { numMaterialized numPartitions numFailed } } } }"""
+ASSET_METADATA = """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
+  assetMaterializations(limit: 1) { metadataEntries { label ... on TextMetadataEntry { text } } } } } }"""
+BACKFILL_DONE = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
 class GraphQL:
     def __init__(self, base_url: str) -> None:
         self.url = f"{base_url}/graphql"
@@ -74,6 +91,32 @@ class GraphQL:
             "{ runsOrError { ... on Runs { results { runId jobName status assetSelection { path } } } } }"
         )
         return data["runsOrError"]["results"]
+
+    def partition_stats(self, asset: str) -> dict:
+        return self(PARTITION_STATS, key={"path": [asset]})["assetNodeOrError"]["partitionStats"]
+
+    def latest_metadata(self, asset: str) -> dict[str, str | None]:
+        entries = self(ASSET_METADATA, key={"path": [asset]})["assetOrError"]
+        return {e["label"]: e.get("text") for e in entries["assetMaterializations"][0]["metadataEntries"]}
+
+    def backfill_all(self, assets: list[str], timeout: float) -> dict:
+        """Launch a backfill of `assets` over all partitions, as "Materialize all" does; wait for it."""
+        launched = self(
+            LAUNCH_BACKFILL,
+            params={"assetSelection": [{"path": [key]} for key in assets], "allPartitions": True},
+        )["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        return self.wait_backfill(launched["backfillId"], timeout)
+
+    def wait_backfill(self, backfill_id: str, timeout: float) -> dict:
+        return self.wait(
+            lambda: (
+                (b := self(BACKFILL, id=backfill_id)["partitionBackfillOrError"])["status"] in BACKFILL_DONE
+                and b
+            ),
+            timeout,
+            "the backfill",
+        )
 
     def wait(self, predicate, timeout: float, what: str, poll: float = 1.0):
         deadline = time.monotonic() + timeout
@@ -114,3 +157,58 @@ def s3_client(endpoint_url: str):
         aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
     )
+
+
+def postgres_binaries() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed: `make test` installs Debian's postgresql")
+    return found[-1].parent
+
+
+@contextmanager
+def postgres_server(log: Path, databases: tuple[str, ...]) -> Iterator[dict]:
+    """A throwaway PostgreSQL cluster on a free loopback port, trust auth, user `dagster`.
+
+    PostgreSQL refuses to run as root, so as root the cluster belongs to Debian's `postgres` user.
+    """
+    import psycopg2
+
+    bin_dir = postgres_binaries()
+    root = Path(tempfile.mkdtemp(prefix="ml_assets_pg_"))  # not under pytest's root-only tmp dirs
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(root, "postgres")
+    data = root / "data"
+    try:
+        subprocess.run(
+            [*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-U", "dagster", "--auth=trust"],
+            check=True,
+            capture_output=True,
+        )
+        port = free_port()
+        command = [
+            *as_postgres,
+            str(bin_dir / "postgres"),
+            *("-D", str(data), "-p", str(port), "-k", str(root)),
+            *("-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"),  # a test cluster: speed over durability
+        ]
+        with process_group(command, dict(os.environ), log, cwd=root) as process:
+            server = {"host": "127.0.0.1", "port": port, "user": "dagster"}
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    connection = psycopg2.connect(dbname="postgres", **server)
+                    break
+                except psycopg2.OperationalError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"postgres did not start:\n{log.read_text()[-3000:]}") from None
+                    time.sleep(0.3)
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                for name in databases:
+                    cursor.execute(f"CREATE DATABASE {name}")
+            connection.close()
+            yield server
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

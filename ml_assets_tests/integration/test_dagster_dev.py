@@ -24,17 +24,6 @@ EXECUTABLE_ASSETS = [
     "trained_model",
     "production_model",
 ]
-LAUNCH = """mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
-  }
-}"""
-BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-  ... on PartitionBackfill { status numPartitions } } }"""
-PARTITION_STATS = """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
-  partitionStats { numMaterialized numPartitions numFailed } } } }"""
-ASSET_METADATA = """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
-  assetMaterializations(limit: 1) { metadataEntries { label ... on TextMetadataEntry { text } } } } } }"""
 
 
 @pytest.fixture(scope="module")
@@ -73,23 +62,9 @@ def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
         "the sensor's ingest runs",
     )
     assert sorted(r["jobName"] for r in ingest) == ["ingest"] * DAYS
-    stats = gql(PARTITION_STATS, key={"path": ["features"]})["assetNodeOrError"]["partitionStats"]
-    assert stats == {"numMaterialized": DAYS, "numPartitions": DAYS, "numFailed": 0}
+    assert gql.partition_stats("features") == {"numMaterialized": DAYS, "numPartitions": DAYS, "numFailed": 0}
     # "Materialize all" in the UI: a backfill of every asset over all partitions.
-    launched = gql(
-        LAUNCH,
-        params={"assetSelection": [{"path": [key]} for key in EXECUTABLE_ASSETS], "allPartitions": True},
-    )["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    backfill = gql.wait(
-        lambda: (
-            (b := gql(BACKFILL, id=launched["backfillId"])["partitionBackfillOrError"])["status"]
-            in {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-            and b
-        ),
-        300,
-        "the backfill",
-    )
+    backfill = gql.backfill_all(EXECUTABLE_ASSETS, 300)
     assert backfill == {"status": "COMPLETED_SUCCESS", "numPartitions": DAYS}, dagster_dev["log"].read_text()[
         -3000:
     ]
@@ -103,9 +78,7 @@ def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
     assert record["champion_version"] == "1"
     client = registry_client(dagster_dev["env"]["MLFLOW_TRACKING_URI"])
     assert str(client.get_registered_model("flight_delay_classifier").aliases["champion"]) == "1"
-    entries = gql(ASSET_METADATA, key={"path": ["production_model"]})["assetOrError"]
-    labels = {e["label"]: e.get("text") for e in entries["assetMaterializations"][0]["metadataEntries"]}
-    assert labels["champion_version"] == "1"
+    assert gql.latest_metadata("production_model")["champion_version"] == "1"
 
 
 MODEL_RUNS = """{ runsOrError(filter: {tags: [{key: "dagster/from_automation_condition", value: "true"}]}) {
