@@ -13,7 +13,7 @@ export ML_ASSETS_STORAGE_DIR ?= $(CURDIR)/data/warehouse
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.mlflow/mlflow.db
 export ML_ASSETS_MLFLOW_ARTIFACTS ?= $(CURDIR)/.mlflow/artifacts
 
-.PHONY: dev test materialize lint format seed install home clean system-packages
+.PHONY: dev test bench materialize lint format seed install home clean system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,13 +51,17 @@ system-packages:
 test: install system-packages
 	$(BIN)/python -m pytest
 
+# Not part of `make test`: times the graph against a bare script (README "Performance").
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: install
-	$(BIN)/ruff check ml_assets ml_assets_tests
-	$(BIN)/ruff format --check ml_assets ml_assets_tests
+	$(BIN)/ruff check ml_assets ml_assets_tests bench
+	$(BIN)/ruff format --check ml_assets ml_assets_tests bench
 
 format: install
-	$(BIN)/ruff format ml_assets ml_assets_tests
-	$(BIN)/ruff check --fix ml_assets ml_assets_tests
+	$(BIN)/ruff format ml_assets ml_assets_tests bench
+	$(BIN)/ruff check --fix ml_assets ml_assets_tests bench
 
 clean:
-	rm -rf .dagster_home .mlflow data/warehouse
+	rm -rf .dagster_home .mlflow data/warehouse .bench

@@ -42,6 +42,8 @@ def test_every_asset_and_check_is_described_and_grouped():
         node = graph.get(key)
         assert node.description, key
         assert node.group_name in {"ingestion", "validation", "features", "training", "deployment", "serving"}
+        assert node.owners == ["team:ml-platform"], key
+        assert node.kinds, key
     blocking = {
         check.name
         for assets_def in defs().assets

@@ -7,6 +7,7 @@ import pandas as pd
 from pydantic import Field
 
 from ml_assets import checks, kubernetes
+from ml_assets.assets.metadata import OWNERS
 from ml_assets.domain.contract import LABEL
 from ml_assets.domain.promotion import decide_promotion, previous_champion
 from ml_assets.domain.training import evaluate, score
@@ -38,6 +39,7 @@ def holdout_of(features: pd.DataFrame, trained_model: dict) -> pd.DataFrame:
     backfill_policy=single_run,
     ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True})},
     group_name="deployment",
+    owners=OWNERS,
     kinds={"mlflow"},
     check_specs=checks.PRODUCTION_MODEL_CHECKS,
     code_version="1",

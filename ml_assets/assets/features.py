@@ -7,7 +7,7 @@ import pandas as pd
 
 from ml_assets import checks, kubernetes
 from ml_assets.assets.ingestion import planes, weather
-from ml_assets.assets.metadata import column_schema, row_count
+from ml_assets.assets.metadata import OWNERS, column_schema, preview, row_count
 from ml_assets.domain.features import FEATURE_COLUMNS, build_features, leaked_columns
 from ml_assets.domain.quality import population_stability, univariate_auc
 from ml_assets.partitions import landing_days, single_run
@@ -20,6 +20,7 @@ from ml_assets.resources.mlflow import MlflowTracking
     backfill_policy=single_run,
     deps=[weather, planes],
     group_name="features",
+    owners=OWNERS,
     kinds={"pandas", "parquet"},
     check_specs=checks.FEATURES_CHECKS,
     code_version="1",
@@ -40,6 +41,7 @@ def features(
         metadata={
             **row_count(context, len(table)),
             **column_schema(table),
+            **preview(table),
             "feature_count": len(FEATURE_COLUMNS),
             "label_rate": float(table["label"].mean()) if len(table) else 0.0,
             "first_flight_date": str(table["flight_date"].min()) if len(table) else "",

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import column_schema, row_count
+from ml_assets.assets.metadata import OWNERS, column_schema, preview, row_count
 from ml_assets.domain.contract import FILE_ERROR, file_name_for_day
 from ml_assets.domain.parsing import (
     LandingFileError,
@@ -21,6 +21,7 @@ from ml_assets.resources.landing import LandingZone
     partitions_def=landing_days,
     backfill_policy=single_run,
     group_name="ingestion",
+    owners=OWNERS,
     kinds={"pandas", "parquet"},
     code_version="1",
     op_tags=kubernetes.INGEST,
@@ -59,6 +60,7 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
     metadata = {
         **row_count(context, flight_rows),
         **column_schema(rows),
+        **preview(rows),
         "days": len(days),
         "files_read": len(files),
         "files_rejected": len(rejected),
@@ -104,12 +106,14 @@ def _rows_by_day_before(context: dg.AssetExecutionContext, day: str, window: int
 weather = dg.AssetSpec(
     "weather",
     group_name="ingestion",
+    owners=OWNERS,
     kinds={"csv"},
     description="Hourly weather per origin airport: weather.csv in the landing dir (external).",
 )
 planes = dg.AssetSpec(
     "planes",
     group_name="ingestion",
+    owners=OWNERS,
     kinds={"csv"},
     description="Aircraft by tail number (year, seats, engines): planes.csv in the landing dir (external).",
 )

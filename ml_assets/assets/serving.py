@@ -7,7 +7,7 @@ import pandas as pd
 from pydantic import Field
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import column_schema, row_count
+from ml_assets.assets.metadata import OWNERS, column_schema, preview, row_count
 from ml_assets.domain.contract import LABEL, PARTITION_COLUMN
 from ml_assets.domain.monitoring import live_quality
 from ml_assets.domain.quality import population_stability
@@ -24,6 +24,7 @@ KEYS = [PARTITION_COLUMN, "flight_date", "carrier", "flight", "origin", "sched_d
     backfill_policy=single_run,
     deps=["production_model"],
     group_name="serving",
+    owners=OWNERS,
     kinds={"pandas", "mlflow"},
     code_version="1",
     op_tags=kubernetes.SERVING,
@@ -46,6 +47,7 @@ def predictions(context: dg.AssetExecutionContext, features: pd.DataFrame, mlflo
         metadata={
             **row_count(context, len(table)),
             **column_schema(table),
+            **preview(table),
             "model_version": version,
             "mean_delay_probability": float(table["delay_probability"].mean()) if len(table) else 0.0,
         },
@@ -65,6 +67,7 @@ class MonitoringConfig(dg.Config):
         "features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}),
     },
     group_name="serving",
+    owners=OWNERS,
     kinds={"pandas", "mlflow"},
     code_version="1",
     op_tags=kubernetes.SERVING,

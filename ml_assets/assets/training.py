@@ -7,7 +7,7 @@ import pandas as pd
 from pydantic import Field
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import png_markdown
+from ml_assets.assets.metadata import OWNERS, png_markdown
 from ml_assets.domain.contract import LABEL
 from ml_assets.domain.plots import calibration_png, importances_png, roc_curve_png
 from ml_assets.domain.quality import feature_profile, slice_auc
@@ -65,6 +65,7 @@ class TrainingConfig(dg.Config):
     backfill_policy=single_run,
     ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True})},
     group_name="training",
+    owners=OWNERS,
     kinds={"sklearn", "mlflow"},
     code_version="1",
     op_tags=kubernetes.TRAINING,

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import column_schema, row_count
+from ml_assets.assets.metadata import OWNERS, column_schema, preview, row_count
 from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.domain.quality import duplicate_keys, quarantine_shares, range_violations
 from ml_assets.domain.validation import null_counts, validate_flights
@@ -24,6 +24,7 @@ def _per_partition(raw: pd.DataFrame, valid: pd.DataFrame, quarantine: pd.DataFr
         "validated_data": dg.AssetOut(
             io_manager_key="io_manager",
             group_name="validation",
+            owners=OWNERS,
             kinds={"pandas", "parquet"},
             code_version="1",
             description="Flights that pass every row rule, with flight_date and the delay label.",
@@ -31,6 +32,7 @@ def _per_partition(raw: pd.DataFrame, valid: pd.DataFrame, quarantine: pd.DataFr
         "quarantine": dg.AssetOut(
             io_manager_key="io_manager",
             group_name="validation",
+            owners=OWNERS,
             kinds={"pandas", "parquet"},
             code_version="1",
             description="Rows and refused files that broke a rule: source file, row number, reason, detail.",
@@ -52,6 +54,7 @@ def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
         metadata={
             **row_count(context, len(result.valid)),
             **column_schema(result.valid),
+            **preview(result.valid),
             "raw_rows": len(raw_data),
             "quarantined_rows": len(result.quarantine),
             "quarantined_share": len(result.quarantine) / max(len(raw_data), 1),
@@ -62,6 +65,7 @@ def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
         output_name="quarantine",
         metadata={
             **row_count(context, len(result.quarantine)),
+            **preview(result.quarantine),
             "reasons": dg.MetadataValue.json(reasons),
         },
     )

@@ -97,6 +97,14 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     ]
     assert len(materializations(first, "raw_data")) == 31
     assert len(materializations(first, "features")) == 31
+    # What the UI shows of a table: its schema and its first rows.
+    features = materializations(first, "features")[0].materialization.metadata
+    preview = features["preview"].value
+    assert len(preview.records) == 5
+    assert [c.name for c in preview.schema.columns] == [
+        c.name for c in features["dagster/column_schema"].schema.columns
+    ]
+    assert preview.records[0].data["landing_day"] == "2013-01-01"
 
 
 def test_rows_reconcile_with_the_landing_files(graph, demo_flights):

@@ -11,19 +11,11 @@ import pytest
 
 from ml_assets.demo import seed
 from ml_assets_tests.conftest import registry_client
+from ml_assets_tests.integration.browser import browser_page, click_materialize_all, screenshot_expanded_graph
 from ml_assets_tests.integration.servers import REPO, GraphQL, free_port, process_group, wait_for_http
 
 pytestmark = pytest.mark.integration
 DAYS = 14
-
-EXECUTABLE_ASSETS = [
-    "raw_data",
-    "validated_data",
-    "quarantine",
-    "features",
-    "trained_model",
-    "production_model",
-]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +42,8 @@ def dagster_dev(tmp_path_factory):
     command = [f"{bin_dir}/dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"]
     with process_group(command, env, log) as process:
         wait_for_http(f"http://127.0.0.1:{port}/server_info", process, log)
-        yield {"graphql": GraphQL(f"http://127.0.0.1:{port}"), "root": root, "env": env, "log": log}
+        url = f"http://127.0.0.1:{port}"
+        yield {"graphql": GraphQL(url), "url": url, "root": root, "env": env, "log": log}
 
 
 def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
@@ -63,11 +56,28 @@ def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
     )
     assert sorted(r["jobName"] for r in ingest) == ["ingest"] * DAYS
     assert gql.partition_stats("features") == {"numMaterialized": DAYS, "numPartitions": DAYS, "numFailed": 0}
-    # "Materialize all" in the UI: a backfill of every asset over all partitions.
-    backfill = gql.backfill_all(EXECUTABLE_ASSETS, 300)
-    assert backfill == {"status": "COMPLETED_SUCCESS", "numPartitions": DAYS}, dagster_dev["log"].read_text()[
-        -3000:
-    ]
+    # "Materialize all", clicked in a real browser: a backfill of every asset over all partitions.
+    base_url, shots = dagster_dev["url"], REPO / "test-output" / "ui"  # kept for the README
+    shots.mkdir(parents=True, exist_ok=True)
+    with browser_page() as page:
+        backfill_id = click_materialize_all(page, base_url)
+        backfill = gql.wait_backfill(backfill_id, 300)
+        assert backfill == {"status": "COMPLETED_SUCCESS", "numPartitions": DAYS}, dagster_dev[
+            "log"
+        ].read_text()[-3000:]
+        # The champion as the user sees it on the asset's page.
+        page.goto(f"{base_url}/assets/production_model")
+        champion_row = page.locator("tr", has_text="champion_version").first
+        assert champion_row.inner_text().split()[-1] == "1"
+        assert "promoted" in page.locator("tr", has_text="action").first.inner_text()
+        page.screenshot(path=str(shots / "production-model.png"))
+        # The model's plots are images in the metadata, not links to a notebook.
+        page.goto(f"{base_url}/assets/trained_model")
+        page.locator("tr", has_text="plot_roc_curve").get_by_text("[Show Markdown]").click()
+        page.get_by_role("dialog").locator("img[src^='data:image/png']").wait_for()
+        page.screenshot(path=str(shots / "roc-curve.png"))
+        screenshot_expanded_graph(page, base_url, shots / "asset-graph.png")
+    assert (shots / "asset-graph.png").stat().st_size > 20_000
     runs = gql.runs()
     assert all(r["status"] == "SUCCESS" for r in runs)
     backfill_runs = [r for r in runs if r["jobName"] != "ingest"]

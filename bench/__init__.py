@@ -1,0 +1,1 @@
+"""`make bench`: the asset graph measured against a bare pandas + scikit-learn script."""

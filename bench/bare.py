@@ -1,0 +1,39 @@
+"""The floor: the same parse, validation, features and fit as the asset graph, as a plain script.
+
+No Dagster, no IO manager, no checks, no metadata, no MLflow: files in, matrix and model out.
+It calls the same pure functions the assets call, so the difference is the orchestration.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+
+from ml_assets.domain.contract import LABEL, file_name_for_day
+from ml_assets.domain.features import build_features
+from ml_assets.domain.parsing import parse_landing_file
+from ml_assets.domain.training import ModelParams, fit_model, score, time_split
+from ml_assets.domain.validation import validate_flights
+
+
+def parse(landing_dir: Path, days: list[str]) -> pd.DataFrame:
+    frames = []
+    for day in days:
+        path = landing_dir / file_name_for_day(day)
+        frames.append(parse_landing_file(path.read_bytes(), str(path), day).rows)
+    return pd.concat(frames, ignore_index=True)
+
+
+def ingest(landing_dir: Path, days: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parse every day's file, keep the valid rows, build the feature table; returns (raw, features)."""
+    raw = parse(landing_dir, days)
+    valid = validate_flights(raw).valid
+    weather = pd.read_csv(landing_dir / "weather.csv")
+    planes = pd.read_csv(landing_dir / "planes.csv")
+    return raw, build_features(valid, weather, planes)
+
+
+def train(features: pd.DataFrame, holdout_days: int, max_holdout_fraction: float, params: ModelParams):
+    """Time split, HistGradientBoosting fit, holdout scores."""
+    split = time_split(features, holdout_days, max_holdout_fraction)
+    model = fit_model(split.train, params)
+    return model, score(model, split.holdout), split.holdout[LABEL].to_numpy()

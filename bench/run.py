@@ -1,0 +1,338 @@
+"""`make bench`: each figure a ratio measured in one run, against its target; JSON report + table.
+
+    python -m bench.run [--scales 1,4,16] [--out bench/report.json]
+
+Every timed phase runs in a fresh child process (as a Dagster run does), so imports and page
+cache are paid the same way by the asset graph and by the bare script it is compared with.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / ".bench"
+TARGETS = {
+    "backfill_vs_bare": ("<=", 1.5),
+    "new_day_vs_backfill": ("<=", 0.02),
+    "training_vs_bare_fit": ("<=", 1.2),
+    "import_vs_dagster": ("<=", 1.3),
+    "sensor_tick_seconds": ("<=", 0.5),
+    "backfill_peak_memory_vs_data": ("<=", 3.0),
+    "time_per_row_spread": ("<=", 0.2),
+}
+
+
+# ---- data -----------------------------------------------------------------------------------
+
+
+def year_shifted(text: str, years: int) -> str:
+    """A landing CSV (or weather.csv) with every 2013 date moved `years` later."""
+    if years == 0:
+        return text
+    target = str(2013 + years)
+    lines = text.splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    year_col = header.index("year")
+    out = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        cells[year_col] = target
+        out.append(",".join(cells).replace("2013-", f"{target}-"))
+    return "".join(out)
+
+
+def landing(copies: int, extra_day: bool = False) -> Path:
+    """The demo year replicated `copies` times (2013, 2014, ...), cached under .bench/."""
+    from ml_assets.demo import seed
+
+    base = WORK / "landing-1x"
+    if not (base / "flights_2013-12-31.csv").exists():
+        seed(base, "2013-01-01", None)
+    name = f"landing-{copies}x" + ("-plus-day" if extra_day else "")
+    target = WORK / name
+    done = target / ".complete"
+    if done.exists():
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    originals = sorted(base.glob("flights_2013-*.csv"))
+    for years in range(copies):
+        for path in originals:
+            shifted = path.name.replace("2013-", f"{2013 + years}-")
+            (target / shifted).write_text(year_shifted(path.read_text(), years))
+    if extra_day:  # one day past the history: 2013-12-31's flights a year later
+        (target / f"flights_{2013 + copies}-12-31.csv").write_text(
+            year_shifted((base / "flights_2013-12-31.csv").read_text(), copies)
+        )
+    weather = (base / "weather.csv").read_text()
+    header = weather.partition("\n")[0]
+    copies_of_weather = [year_shifted(weather, years).partition("\n")[2] for years in range(copies + 1)]
+    (target / "weather.csv").write_text(header + "\n" + "".join(copies_of_weather))
+    (target / "planes.csv").write_bytes((base / "planes.csv").read_bytes())
+    done.touch()
+    return target
+
+
+def days_in(landing_dir: Path) -> list[str]:
+    return sorted(p.name[len("flights_") : -len(".csv")] for p in landing_dir.glob("flights_*.csv"))
+
+
+# ---- child processes ------------------------------------------------------------------------
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(phase: str, **kwargs) -> dict:
+    """Run one phase in a fresh interpreter; it prints one JSON line."""
+    command = [sys.executable, "-m", "bench.run", "--child", phase, "--args", json.dumps(kwargs)]
+    env = {**os.environ, "DAGSTER_HOME": kwargs.get("home", str(WORK / "home"))}
+    done = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{phase} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _resources(root: Path, landing_dir: Path) -> dict:
+    from ml_assets.resources.io_manager import ParquetIOManager
+    from ml_assets.resources.landing import LocalLandingZone
+    from ml_assets.resources.mlflow import MlflowTracking
+
+    return {
+        "landing": LocalLandingZone(landing_dir=str(landing_dir)),
+        "io_manager": ParquetIOManager(base_dir=str(root / "warehouse")),
+        "mlflow": MlflowTracking(
+            tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_location=str(root / "artifacts")
+        ),
+    }
+
+
+def _materialize(selection: list[str], days: list[str], root: Path, landing_dir: Path, run_config=None):
+    import dagster as dg
+
+    from ml_assets.definitions import defs
+    from ml_assets.partitions import landing_days
+
+    definitions = defs()
+    instance = dg.DagsterInstance.get()
+    new = [d for d in days if not instance.has_dynamic_partition(landing_days.name, d)]
+    if new:
+        instance.add_dynamic_partitions(landing_days.name, new)
+    tags = {}
+    if days and len(days) > 1:
+        tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
+    started = time.perf_counter()
+    result = dg.materialize(
+        [*definitions.assets, *definitions.asset_checks],
+        selection=selection,
+        instance=instance,
+        resources=_resources(root, landing_dir),
+        partition_key=days[0] if len(days) == 1 else None,
+        tags=tags,
+        run_config=run_config or {},
+    )
+    seconds = time.perf_counter() - started
+    assert result.success
+    return seconds
+
+
+DAILY = ["raw_data", "validated_data", "quarantine", "features"]
+
+
+def run_child(phase: str, args: dict) -> dict:
+    landing_dir = Path(args["landing"]) if "landing" in args else None
+    root = Path(args["root"]) if "root" in args else None
+    if phase == "bare_ingest":
+        from bench import bare
+
+        baseline = rss_mb()
+        started = time.perf_counter()
+        raw, features = bare.ingest(landing_dir, args["days"])
+        seconds = time.perf_counter() - started
+        data_mb = raw.memory_usage(deep=True).sum() / 2**20
+        return {
+            "seconds": seconds,
+            "rows": len(raw),
+            "features": len(features),
+            "data_mb": data_mb,
+            "peak_mb": peak_mb(),
+            "baseline_mb": baseline,
+        }
+    if phase == "backfill":
+        import dagster  # noqa: F401  (imports before the baseline, as the bare script's pandas)
+
+        import ml_assets.definitions  # noqa: F401
+
+        baseline = rss_mb()
+        seconds = _materialize(DAILY, args["days"], root, landing_dir)
+        return {"seconds": seconds, "peak_mb": peak_mb(), "baseline_mb": baseline}
+    if phase == "bare_train":
+        import pandas as pd
+
+        from bench import bare
+        from ml_assets.assets.training import TrainingConfig
+        from ml_assets.resources.io_manager import ParquetIOManager  # noqa: F401
+
+        features = pd.concat(
+            [pd.read_parquet(p) for p in sorted((root / "warehouse" / "features").glob("*.parquet"))],
+            ignore_index=True,
+        )
+        config = TrainingConfig()
+        started = time.perf_counter()
+        bare.train(features, config.holdout_days, config.max_holdout_fraction, config.model_params())
+        return {"seconds": time.perf_counter() - started, "rows": len(features)}
+    if phase == "train":
+        return {"seconds": _materialize(["trained_model"], args["days"], root, landing_dir)}
+    if phase == "sensor_tick":
+        return sensor_tick(Path(args["dir"]))
+    raise ValueError(phase)
+
+
+def sensor_tick(folder: Path) -> dict:
+    import dagster as dg
+
+    from ml_assets.automation.landing_sensor import landing_sensor
+    from ml_assets.resources.landing import LandingCursor, LocalLandingZone
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(10_000):
+        path = folder / f"flights_{1900 + i // 365:04d}-01-{i % 28 + 1:02d}.csv"
+        path.write_bytes(b"x\n")
+        os.utime(path, ns=(10**9, 10**9))
+    new = folder / "flights_2013-02-01.csv"
+    times = []
+    with dg.instance_for_test() as instance:
+        for _ in range(5):
+            new.write_bytes(b"x\n")
+            os.utime(new, ns=(2 * 10**9, 2 * 10**9))
+            context = dg.build_sensor_context(
+                instance=instance,
+                cursor=LandingCursor(10**9, "flights_~").dump(),
+                resources={"landing": LocalLandingZone(landing_dir=str(folder))},
+            )
+            started = time.perf_counter()
+            result = landing_sensor(context)
+            times.append(time.perf_counter() - started)
+            assert [r.partition_key for r in result.run_requests] == ["2013-02-01"]
+    return {"seconds": min(times), "all_seconds": times}
+
+
+def import_seconds(statement: str, repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", statement], check=True, cwd=REPO)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+# ---- the report -----------------------------------------------------------------------------
+
+
+def measure(scales: list[int]) -> dict:
+    report: dict = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}, "figures": {}}
+    figures = report["figures"]
+    year = landing(1, extra_day=True)
+    all_days = days_in(year)
+    history, new_day = all_days[:-1], all_days[-1:]
+
+    with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+        root = Path(tmp)
+        home = root / "home"
+        home.mkdir()
+        common = {"landing": str(year), "root": str(root), "home": str(home)}
+        bare = child("bare_ingest", days=history, **common)
+        backfill = child("backfill", days=history, **common)
+        one_day = child("backfill", days=new_day, **common)
+        bare_fit = child("bare_train", **common)
+        train = child("train", days=history, **common)
+    report["raw"] = {
+        "bare_ingest": bare,
+        "backfill": backfill,
+        "new_day": one_day,
+        "bare_train": bare_fit,
+        "train": train,
+    }
+    figures["backfill_vs_bare"] = backfill["seconds"] / bare["seconds"]
+    figures["new_day_vs_backfill"] = one_day["seconds"] / backfill["seconds"]
+    figures["training_vs_bare_fit"] = train["seconds"] / bare_fit["seconds"]
+    figures["backfill_peak_memory_vs_data"] = (backfill["peak_mb"] - backfill["baseline_mb"]) / bare[
+        "data_mb"
+    ]
+
+    dagster_import = import_seconds("import dagster")
+    ours = import_seconds("import ml_assets.definitions")
+    report["raw"]["import"] = {"dagster": dagster_import, "ml_assets.definitions": ours}
+    figures["import_vs_dagster"] = ours / dagster_import
+
+    with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+        tick = child("sensor_tick", dir=str(Path(tmp) / "landing"))
+    report["raw"]["sensor_tick"] = tick
+    figures["sensor_tick_seconds"] = tick["seconds"]
+
+    per_row = {}
+    for scale in scales:
+        data = landing(scale)
+        with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+            root = Path(tmp)
+            (root / "home").mkdir()
+            days = days_in(data)
+            run = child("backfill", days=days, landing=str(data), root=str(root), home=str(root / "home"))
+        rows = 336_776 * scale
+        per_row[scale] = {
+            "seconds": run["seconds"],
+            "rows": rows,
+            "us_per_row": run["seconds"] / rows * 1e6,
+            "peak_mb": run["peak_mb"],
+        }
+    report["raw"]["scaling"] = per_row
+    if len(per_row) > 1:
+        values = [v["us_per_row"] for v in per_row.values()]
+        figures["time_per_row_spread"] = max(values) / min(values) - 1
+    return report
+
+
+def table(report: dict) -> str:
+    lines = [f"{'figure':34} {'measured':>10}  target   met"]
+    for name, value in report["figures"].items():
+        op, target = TARGETS[name]
+        met = value <= target
+        lines.append(f"{name:34} {value:10.3f}  {op} {target:<5} {'yes' if met else 'NO'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--scales", default="1,4,16", help="data sizes for the scaling figure")
+    parser.add_argument("--out", default=str(REPO / "bench" / "report.json"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--args", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_child(args.child, json.loads(args.args))))
+        return
+    WORK.mkdir(exist_ok=True)
+    report = measure([int(s) for s in args.scales.split(",") if s])
+    report["targets"] = {k: {"op": op, "value": v} for k, (op, v) in TARGETS.items()}
+    Path(args.out).write_text(json.dumps(report, indent=2, sort_keys=True))
+    print(table(report))
+    print(f"report: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
