@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, column_schema, preview, row_count
+from ml_assets.assets.metadata import OWNERS, column_schema, preview, rows_per_partition
 from ml_assets.domain.contract import FILE_ERROR, file_name_for_day
 from ml_assets.domain.parsing import (
     LandingFileError,
@@ -42,37 +42,41 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
             frames.append(rejection_rows(error, day))
             continue
         frames.append(parsed.rows)
-        files.append(
+        landed = {
+            "day": day,
+            "file": source,
+            "rows": len(parsed.rows),
+            "bytes": parsed.size_bytes,
+            "sha256": parsed.sha256,
+            "extra_columns": list(parsed.extra_columns),
+        }
+        files.append(landed)
+        # The day's own materialization says which bytes it came from (the sensor's re-land check).
+        context.add_asset_metadata(
             {
-                "day": day,
-                "file": source,
-                "rows": len(parsed.rows),
-                "bytes": parsed.size_bytes,
+                "source_path": source,
                 "sha256": parsed.sha256,
-                "extra_columns": list(parsed.extra_columns),
-            }
+                "bytes": parsed.size_bytes,
+                **({"extra_columns": ", ".join(parsed.extra_columns)} if parsed.extra_columns else {}),
+            },
+            partition_key=day,
         )
         if n % 50 == 0 or n == len(days):
             context.log.info(f"read {n}/{len(days)} landing files")
     rows = pd.concat(frames, ignore_index=True)
-    flight_rows = int(rows[FILE_ERROR].isna().sum())
     rows_by_day = {f["day"]: f["rows"] for f in files}
-    metadata = {
-        **row_count(context, flight_rows),
-        **column_schema(rows),
-        **preview(rows),
-        "days": len(days),
-        "files_read": len(files),
-        "files_rejected": len(rejected),
-        "bytes_read": sum(f["bytes"] for f in files),
-        "rows_by_day": dg.MetadataValue.json(rows_by_day),
-    }
-    if len(files) == 1:
-        metadata.update(
-            {"source_path": files[0]["file"], "sha256": files[0]["sha256"], "bytes": files[0]["bytes"]}
-        )
-    metadata["files"] = dg.MetadataValue.json(files[:400])
-    yield dg.Output(rows, metadata=metadata)
+    yield dg.Output(
+        rows,
+        metadata={
+            **rows_per_partition(context, rows, counted=rows[FILE_ERROR].isna()),
+            **column_schema(rows),
+            **preview(rows),
+            "days": len(days),
+            "files_read": len(files),
+            "files_rejected": len(rejected),
+            "bytes_read": sum(f["bytes"] for f in files),
+        },
+    )
     history = _rows_by_day_before(context, min(days))
     yield checks.raw_files_parse(rejected, len(days))
     yield checks.raw_required_columns(rejected, len(days))
@@ -92,12 +96,9 @@ def _rows_by_day_before(context: dg.AssetExecutionContext, day: str, window: int
     history: dict[str, int] = {}
     for record in records:  # newest first: the first figure seen for a day is its latest
         materialization = record.asset_materialization
-        recorded = materialization.metadata.get("rows_by_day") if materialization else None
-        if recorded is None:
-            continue
-        for recorded_day, rows in recorded.value.items():
-            if recorded_day in earlier:
-                history.setdefault(recorded_day, int(rows))
+        recorded = materialization.metadata.get("dagster/row_count") if materialization else None
+        if recorded is not None and materialization.partition in earlier:
+            history.setdefault(materialization.partition, int(recorded.value))
     return history
 
 

@@ -3,17 +3,30 @@
 import dagster as dg
 import pandas as pd
 
+from ml_assets.domain.contract import PARTITION_COLUMN
+
 # Who answers for every asset of this code location, shown in the UI and in alerts.
 OWNERS = ["team:ml-platform"]
 
 
-def row_count(context: dg.AssetExecutionContext, rows: int) -> dict:
-    """`dagster/row_count` when the run holds one partition; in a range run the same metadata lands
-    on every partition, so the figure is named for the run instead of posing as a per-day count."""
-    partitions = len(context.partition_keys) if context.has_partition_key_range else 1
-    if partitions == 1:
-        return {"dagster/row_count": rows}
-    return {"rows_in_run": rows, "partitions_in_run": partitions}
+def rows_per_partition(
+    context: dg.AssetExecutionContext,
+    frame: pd.DataFrame,
+    asset_key: str | None = None,
+    counted: pd.Series | None = None,
+) -> dict:
+    """`dagster/row_count` on each partition's own materialization (its rows, not the run's), and the
+    run's totals as output metadata. `counted` marks the rows to count (all by default).
+
+    Output metadata lands on every partition of a range run, so anything per day goes through
+    `add_asset_metadata(partition_key=...)`: a year's run then writes 365 small events, not 365
+    copies of a year-long list."""
+    keep = frame if counted is None else frame[counted]
+    counts = keep.groupby(PARTITION_COLUMN, observed=True).size() if PARTITION_COLUMN in keep else None
+    for day in context.partition_keys:
+        rows = int(counts.get(day, 0)) if counts is not None else 0
+        context.add_asset_metadata({"dagster/row_count": rows}, asset_key=asset_key, partition_key=day)
+    return {"rows_in_run": len(keep), "partitions_in_run": len(context.partition_keys)}
 
 
 def column_schema(frame: pd.DataFrame) -> dict:

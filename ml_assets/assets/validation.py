@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, column_schema, preview, row_count
+from ml_assets.assets.metadata import OWNERS, column_schema, preview, rows_per_partition
 from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.domain.quality import duplicate_keys, quarantine_shares, range_violations
 from ml_assets.domain.validation import null_counts, validate_flights
@@ -52,7 +52,7 @@ def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
         result.valid,
         output_name="validated_data",
         metadata={
-            **row_count(context, len(result.valid)),
+            **rows_per_partition(context, result.valid, "validated_data"),
             **column_schema(result.valid),
             **preview(result.valid),
             "raw_rows": len(raw_data),
@@ -64,7 +64,7 @@ def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
         result.quarantine,
         output_name="quarantine",
         metadata={
-            **row_count(context, len(result.quarantine)),
+            **rows_per_partition(context, result.quarantine, "quarantine"),
             **preview(result.quarantine),
             "reasons": dg.MetadataValue.json(reasons),
         },

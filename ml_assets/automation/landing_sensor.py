@@ -76,11 +76,8 @@ def last_landed_sha256(instance: dg.DagsterInstance, day: str) -> str | None:
     ).records
     if not records or records[0].asset_materialization is None:
         return None
-    files = records[0].asset_materialization.metadata.get("files")
-    for landed in files.value if files else []:
-        if landed.get("day") == day:
-            return landed.get("sha256")
-    return None
+    recorded = records[0].asset_materialization.metadata.get("sha256")
+    return recorded.value if recorded else None
 
 
 def identical_reland_event(landed: LandedFile, location: str) -> dg.AssetObservation:

@@ -114,9 +114,9 @@ def test_extra_columns_are_recorded(tmp_path, tracking_root):
         for e in run["results"][BAD_DAY].get_asset_materialization_events()
         if e.asset_key.path == ["raw_data"]
     ]
-    (landed,) = raw.materialization.metadata["files"].value
-    assert landed["extra_columns"] == ["gate", "terminal"]
-    assert landed["rows"] == 30
+    metadata = raw.materialization.metadata
+    assert metadata["extra_columns"].value == "gate, terminal"
+    assert metadata["dagster/row_count"].value == 30
 
 
 def test_same_file_landed_under_two_names(tmp_path, tracking_root):

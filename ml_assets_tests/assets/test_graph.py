@@ -104,7 +104,13 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     assert [c.name for c in preview.schema.columns] == [
         c.name for c in features["dagster/column_schema"].schema.columns
     ]
-    assert preview.records[0].data["landing_day"] == "2013-01-01"
+    assert preview.records[0].data["landing_day"] in DAYS
+    # Each day's materialization carries that day's own row count and source, not the run's.
+    raw = {e.partition: e.materialization.metadata for e in materializations(first, "raw_data")}
+    assert raw["2013-01-15"]["dagster/row_count"].value == 894
+    assert raw["2013-01-15"]["source_path"].value.endswith("flights_2013-01-15.csv")
+    assert sum(m["dagster/row_count"].value for m in raw.values()) == 27004
+    assert features["rows_in_run"].value == 27004
 
 
 def test_rows_reconcile_with_the_landing_files(graph, demo_flights):
