@@ -7,7 +7,7 @@ import pandas as pd
 
 from ml_assets import checks, kubernetes
 from ml_assets.assets.ingestion import planes, weather
-from ml_assets.assets.metadata import OWNERS, column_schema, preview, rows_per_partition
+from ml_assets.assets.metadata import OWNERS, describe_partitions
 from ml_assets.domain.features import FEATURE_COLUMNS, build_features, leaked_columns
 from ml_assets.domain.quality import population_stability, univariate_auc
 from ml_assets.partitions import landing_days, single_run
@@ -39,9 +39,7 @@ def features(
     yield dg.Output(
         table,
         metadata={
-            **rows_per_partition(context, table),
-            **column_schema(table),
-            **preview(table),
+            **describe_partitions(context, table),
             "feature_count": len(FEATURE_COLUMNS),
             "label_rate": float(table["label"].mean()) if len(table) else 0.0,
             "first_flight_date": str(table["flight_date"].min()) if len(table) else "",

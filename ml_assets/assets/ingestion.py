@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, column_schema, preview, rows_per_partition
+from ml_assets.assets.metadata import OWNERS, describe_partitions
 from ml_assets.domain.contract import FILE_ERROR, file_name_for_day
 from ml_assets.domain.parsing import (
     LandingFileError,
@@ -51,16 +51,6 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
             "extra_columns": list(parsed.extra_columns),
         }
         files.append(landed)
-        # The day's own materialization says which bytes it came from (the sensor's re-land check).
-        context.add_asset_metadata(
-            {
-                "source_path": source,
-                "sha256": parsed.sha256,
-                "bytes": parsed.size_bytes,
-                **({"extra_columns": ", ".join(parsed.extra_columns)} if parsed.extra_columns else {}),
-            },
-            partition_key=day,
-        )
         if n % 50 == 0 or n == len(days):
             context.log.info(f"read {n}/{len(days)} landing files")
     rows = pd.concat(frames, ignore_index=True)
@@ -68,9 +58,9 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
     yield dg.Output(
         rows,
         metadata={
-            **rows_per_partition(context, rows, counted=rows[FILE_ERROR].isna()),
-            **column_schema(rows),
-            **preview(rows),
+            **describe_partitions(
+                context, rows, counted=rows[FILE_ERROR].isna(), per_day={f["day"]: _source(f) for f in files}
+            ),
             "days": len(days),
             "files_read": len(files),
             "files_rejected": len(rejected),
@@ -82,6 +72,12 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
     yield checks.raw_required_columns(rejected, len(days))
     yield checks.raw_row_count_band(row_count_anomalies(rows_by_day, history), len(rows_by_day))
     yield checks.raw_duplicate_files(files)
+
+
+def _source(landed: dict) -> dict:
+    """What a day's own materialization says of its file (the sensor's re-land check reads sha256)."""
+    extra = {"extra_columns": ", ".join(landed["extra_columns"])} if landed["extra_columns"] else {}
+    return {"source_path": landed["file"], "sha256": landed["sha256"], "bytes": landed["bytes"], **extra}
 
 
 def _rows_by_day_before(context: dg.AssetExecutionContext, day: str, window: int = 14) -> dict[str, int]:

@@ -9,28 +9,36 @@ from ml_assets.domain.contract import PARTITION_COLUMN
 OWNERS = ["team:ml-platform"]
 
 
-def rows_per_partition(
+def describe_partitions(
     context: dg.AssetExecutionContext,
     frame: pd.DataFrame,
     asset_key: str | None = None,
     counted: pd.Series | None = None,
+    per_day: dict[str, dict] | None = None,
 ) -> dict:
-    """`dagster/row_count` on each partition's own materialization (its rows, not the run's), and the
-    run's totals as output metadata. `counted` marks the rows to count (all by default).
+    """Metadata of a partitioned table, written where it belongs; returns the run's totals.
 
-    Output metadata lands on every partition of a range run, so anything per day goes through
-    `add_asset_metadata(partition_key=...)`: a year's run then writes 365 small events, not 365
-    copies of a year-long list."""
+    Output metadata lands on every partition of a range run, so each day gets one
+    `add_asset_metadata` call with its own `dagster/row_count` (rows marked by `counted`, all by
+    default), `per_day` figures and the column schema (Dagster's schema-change check compares the
+    latest two events); the preview goes on the run's last day only, the event the UI shows."""
     keep = frame if counted is None else frame[counted]
     counts = keep.groupby(PARTITION_COLUMN, observed=True).size() if PARTITION_COLUMN in keep else None
-    for day in context.partition_keys:
-        rows = int(counts.get(day, 0)) if counts is not None else 0
-        context.add_asset_metadata({"dagster/row_count": rows}, asset_key=asset_key, partition_key=day)
-    return {"rows_in_run": len(keep), "partitions_in_run": len(context.partition_keys)}
+    days = list(context.partition_keys)
+    schema = column_schema(frame)
+    for day in days:
+        metadata = {
+            "dagster/row_count": int(counts.get(day, 0)) if counts is not None else 0,
+            **(per_day or {}).get(day, {}),
+            **schema,
+            **(preview(frame) if day == days[-1] else {}),
+        }
+        context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=day)
+    return {"rows_in_run": len(keep), "partitions_in_run": len(days)}
 
 
 def column_schema(frame: pd.DataFrame) -> dict:
-    """`dagster/column_schema` of a table: what the UI shows and the schema-change checks compare."""
+    """`dagster/column_schema`: what the UI shows and the schema-change checks compare."""
     columns = [dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in frame.dtypes.items()]
     return {"dagster/column_schema": dg.TableSchema(columns=columns)}
 

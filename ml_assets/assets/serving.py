@@ -7,7 +7,7 @@ import pandas as pd
 from pydantic import Field
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, column_schema, preview, rows_per_partition
+from ml_assets.assets.metadata import OWNERS, describe_partitions
 from ml_assets.domain.contract import LABEL, PARTITION_COLUMN
 from ml_assets.domain.monitoring import live_quality
 from ml_assets.domain.quality import population_stability
@@ -45,9 +45,7 @@ def predictions(context: dg.AssetExecutionContext, features: pd.DataFrame, mlflo
     return dg.Output(
         table,
         metadata={
-            **rows_per_partition(context, table),
-            **column_schema(table),
-            **preview(table),
+            **describe_partitions(context, table),
             "model_version": version,
             "mean_delay_probability": float(table["delay_probability"].mean()) if len(table) else 0.0,
         },

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, column_schema, preview, rows_per_partition
+from ml_assets.assets.metadata import OWNERS, describe_partitions
 from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.domain.quality import duplicate_keys, quarantine_shares, range_violations
 from ml_assets.domain.validation import null_counts, validate_flights
@@ -52,9 +52,7 @@ def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
         result.valid,
         output_name="validated_data",
         metadata={
-            **rows_per_partition(context, result.valid, "validated_data"),
-            **column_schema(result.valid),
-            **preview(result.valid),
+            **describe_partitions(context, result.valid, "validated_data"),
             "raw_rows": len(raw_data),
             "quarantined_rows": len(result.quarantine),
             "quarantined_share": len(result.quarantine) / max(len(raw_data), 1),
@@ -64,8 +62,7 @@ def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
         result.quarantine,
         output_name="quarantine",
         metadata={
-            **rows_per_partition(context, result.quarantine, "quarantine"),
-            **preview(result.quarantine),
+            **describe_partitions(context, result.quarantine, "quarantine"),
             "reasons": dg.MetadataValue.json(reasons),
         },
     )

@@ -1,3 +1,4 @@
+import io
 import json
 import os
 
@@ -18,10 +19,15 @@ def frame(days: list[str], rows_per_day: int = 2) -> pd.DataFrame:
     )
 
 
-def test_split_by_partition_gives_every_key_a_frame():
-    parts = split_by_partition(frame(["a", "b"]), ["a", "b", "c"])
+def test_split_by_partition_gives_every_key_a_typed_table():
+    parts = {
+        k: pd.read_parquet(io.BytesIO(v))
+        for k, v in split_by_partition(frame(["a", "b"]), ["a", "b", "c"]).items()
+    }
     assert [len(parts[k]) for k in ("a", "b", "c")] == [2, 2, 0]
+    assert parts["b"]["value"].tolist() == [2, 3]
     assert list(parts["c"].columns) == ["landing_day", "value"]
+    assert str(parts["c"]["value"].dtype) == "int64"
     with pytest.raises(ValueError, match="outside this run"):
         split_by_partition(frame(["a", "z"]), ["a"])
     with pytest.raises(ValueError, match="landing_day"):
