@@ -32,8 +32,11 @@ def ingest(landing_dir: Path, days: list[str]) -> tuple[pd.DataFrame, pd.DataFra
     return raw, build_features(valid, weather, planes)
 
 
-def train(features: pd.DataFrame, holdout_days: int, max_holdout_fraction: float, params: ModelParams):
-    """Time split, HistGradientBoosting fit, holdout scores."""
-    split = time_split(features, holdout_days, max_holdout_fraction)
-    model = fit_model(split.train, params)
-    return model, score(model, split.holdout), split.holdout[LABEL].to_numpy()
+def fit(features: pd.DataFrame, holdout_days: int, max_holdout_fraction: float, params: ModelParams):
+    """Time split and the HistGradientBoosting fit on the training days."""
+    return fit_model(time_split(features, holdout_days, max_holdout_fraction).train, params)
+
+
+def holdout_scores(model, features: pd.DataFrame, holdout_days: int, max_holdout_fraction: float):
+    holdout = time_split(features, holdout_days, max_holdout_fraction).holdout
+    return score(model, holdout), holdout[LABEL].to_numpy()
