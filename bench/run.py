@@ -181,7 +181,7 @@ def run_child(phase: str, args: dict) -> dict:
         import ml_assets.definitions  # noqa: F401
 
         baseline = rss_mb()
-        seconds = _materialize(DAILY, args["days"], root, landing_dir)
+        seconds = _materialize(args.get("selection", DAILY), args["days"], root, landing_dir)
         return {"seconds": seconds, "peak_mb": peak_mb(), "baseline_mb": baseline}
     if phase == "bare_train":
         import pandas as pd

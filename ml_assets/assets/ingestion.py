@@ -54,6 +54,7 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
         if n % 50 == 0 or n == len(days):
             context.log.info(f"read {n}/{len(days)} landing files")
     rows = pd.concat(frames, ignore_index=True)
+    del frames  # the generator lives until its checks are yielded: do not hold the year twice
     rows_by_day = {f["day"]: f["rows"] for f in files}
     yield dg.Output(
         rows,
