@@ -188,18 +188,30 @@ def run_child(phase: str, args: dict) -> dict:
 
         from bench import bare
         from ml_assets.assets.training import TrainingConfig
-        from ml_assets.resources.io_manager import ParquetIOManager  # noqa: F401
 
+        tables = root / "warehouse" / "features"
         features = pd.concat(
-            [pd.read_parquet(p) for p in sorted((root / "warehouse" / "features").glob("*.parquet"))],
-            ignore_index=True,
+            [pd.read_parquet(tables / f"{day}.parquet") for day in args["days"]], ignore_index=True
         )
         config = TrainingConfig()
         started = time.perf_counter()
-        bare.train(features, config.holdout_days, config.max_holdout_fraction, config.model_params())
-        return {"seconds": time.perf_counter() - started, "rows": len(features)}
+        model = bare.fit(features, config.holdout_days, config.max_holdout_fraction, config.model_params())
+        fitted = time.perf_counter()
+        bare.holdout_scores(model, features, config.holdout_days, config.max_holdout_fraction)
+        return {
+            "seconds": time.perf_counter() - started,
+            "fit_seconds": fitted - started,
+            "rows": len(features),
+        }
     if phase == "train":
-        return {"seconds": _materialize(["trained_model"], args["days"], root, landing_dir)}
+        import dagster as dg
+
+        seconds = _materialize(["trained_model"], args["days"], root, landing_dir)
+        record = (
+            dg.DagsterInstance.get().fetch_materializations(dg.AssetKey("trained_model"), limit=1).records[0]
+        )
+        fit = record.asset_materialization.metadata["fit_seconds"].value
+        return {"seconds": seconds, "fit_seconds": fit}
     if phase == "sensor_tick":
         return sensor_tick(Path(args["dir"]))
     raise ValueError(phase)
@@ -290,23 +302,30 @@ def measure(scales: list[int]) -> dict:
 
     per_row = {}
     for scale in scales:
-        data = landing(scale)
+        # The year replicated `scale` times, plus one day past it: a backfill of the history, then
+        # the new day alone, against the same instance.
+        data = landing(scale, extra_day=True)
+        *days, new = days_in(data)
         with tempfile.TemporaryDirectory(dir=WORK) as tmp:
             root = Path(tmp)
             (root / "home").mkdir()
-            days = days_in(data)
-            run = child("backfill", days=days, landing=str(data), root=str(root), home=str(root / "home"))
+            places = {"landing": str(data), "root": str(root), "home": str(root / "home")}
+            run = child("backfill", days=days, **places)
+            then = child("backfill", days=[new], **places)
         rows = 336_776 * scale
         per_row[scale] = {
             "seconds": run["seconds"],
             "rows": rows,
             "us_per_row": run["seconds"] / rows * 1e6,
             "peak_mb": run["peak_mb"],
+            "new_day_seconds": then["seconds"],
         }
     report["raw"]["scaling"] = per_row
     if len(per_row) > 1:
         values = [v["us_per_row"] for v in per_row.values()]
         figures["time_per_row_spread"] = max(values) / min(values) - 1
+    if 1 in per_row and 4 in per_row:
+        figures["new_day_growth_4x_history"] = per_row[4]["new_day_seconds"] / per_row[1]["new_day_seconds"]
     return report
 
 
