@@ -5,16 +5,24 @@ Imported only when the environment asks for S3, so the local code location never
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
 
 from dagster_aws.s3 import S3Resource
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from ml_assets.domain.contract import file_name_for_day
 from ml_assets.resources.io_manager import ParquetTables
 from ml_assets.resources.landing import LandedFile, LandingZone, is_landing_file, landed_file
+
+
+@functools.lru_cache(maxsize=16)
+def client_for(s3: S3Resource) -> Any:
+    """One boto3 client per S3 configuration in a process: building one takes ~50 ms, and a step or
+    a sensor tick makes many calls (boto3 clients are thread-safe)."""
+    return s3.get_client()
 
 
 def _key(prefix: str, name: str) -> str:
@@ -38,13 +46,8 @@ class S3LandingZone(LandingZone):
     bucket: str = Field(description="Bucket holding the landing files.")
     prefix: str = Field(default="landing", description="Key prefix of the landing files.")
 
-    # One boto3 client per resource instance: building one takes ~50 ms, and a step makes many calls.
-    _client: Any = PrivateAttr(default=None)
-
     def client(self) -> Any:
-        if self._client is None:
-            self._client = self.s3.get_client()
-        return self._client
+        return client_for(self.s3)
 
     def location(self, name: str) -> str:
         return f"s3://{self.bucket}/{_key(self.prefix, name)}"
@@ -112,13 +115,8 @@ class S3ParquetIOManager(ParquetTables):
     bucket: str = Field(description="Bucket for asset outputs.")
     prefix: str = Field(default="warehouse", description="Key prefix for asset outputs.")
 
-    # One boto3 client per resource instance: building one takes ~50 ms, and a step makes many calls.
-    _client: Any = PrivateAttr(default=None)
-
     def client(self) -> Any:
-        if self._client is None:
-            self._client = self.s3.get_client()
-        return self._client
+        return client_for(self.s3)
 
     def location(self, relative: str) -> str:
         return f"s3://{self.bucket}/{_key(self.prefix, relative)}"
