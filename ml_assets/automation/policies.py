@@ -41,10 +41,13 @@ class AutomationSettings:
 
 def follows_new_data() -> dg.AutomationCondition:
     """Follow an upstream update made outside the landing sensor's runs (those already carry the
-    day through validated_data and features in one run), once upstream blocking checks passed."""
-    updated_elsewhere = (
-        dg.AutomationCondition.newly_updated()
-        & ~dg.AutomationCondition.all_new_updates_have_run_tags(tag_keys={LANDING_FILE_TAG})
+    day through validated_data and features in one run), once upstream blocking checks passed.
+
+    "Outside" is judged by the run that last updated the dependency, not by the updates since the
+    previous tick: that window could miss an update stored mid-tick and treat a sensor run's raw_data
+    as made elsewhere (seen once: a duplicate validated_data run beside the sensor's own)."""
+    updated_elsewhere = dg.AutomationCondition.newly_updated() & ~dg.AutomationCondition.executed_with_tags(
+        tag_keys={LANDING_FILE_TAG}
     )
     return (
         dg.AutomationCondition.any_deps_match(updated_elsewhere).since_last_handled()
