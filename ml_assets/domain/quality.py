@@ -57,10 +57,18 @@ def quarantine_shares(per_partition: list[dict]) -> list[dict]:
     return [{**p, "share": p["quarantined"] / p["raw"] if p["raw"] else 0.0} for p in per_partition]
 
 
+def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic (ties count half): equal to scikit-learn's
+    `roc_auc_score`, without importing scikit-learn into every ingest run (~0.9 s)."""
+    positive = labels.astype(bool)
+    n_pos = int(positive.sum())
+    n_neg = len(labels) - n_pos
+    ranks = pd.Series(scores).rank(method="average").to_numpy()
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def univariate_auc(features: pd.DataFrame, columns: tuple[str, ...] = NUMERIC_FEATURES) -> dict[str, float]:
     """ROC AUC of each numeric feature alone against the label (direction-free: max(auc, 1 - auc))."""
-    from sklearn.metrics import roc_auc_score
-
     labels = features[LABEL].to_numpy()
     if len(np.unique(labels)) < 2:
         return {}
@@ -69,7 +77,7 @@ def univariate_auc(features: pd.DataFrame, columns: tuple[str, ...] = NUMERIC_FE
         values = features[column].astype("float64")
         if values.notna().sum() == 0:
             continue
-        auc = roc_auc_score(labels, values.fillna(values.median()).to_numpy())
+        auc = rank_auc(labels, values.fillna(values.median()).to_numpy())
         scores[column] = float(max(auc, 1 - auc))
     return scores
 
