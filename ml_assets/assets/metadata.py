@@ -61,8 +61,8 @@ def _cell(value: object) -> str | int | float | bool | None:
 def preview(frame: pd.DataFrame, rows: int = 5) -> dict:
     """The first rows as a table the UI renders, so a user sees what the asset holds."""
     head = frame.head(rows)
-    columns = [dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in head.dtypes.items()]
     records = [
         dg.TableRecord({str(k): _cell(v) for k, v in row.items()}) for row in head.to_dict(orient="records")
     ]
-    return {"preview": dg.MetadataValue.table(records=records, schema=dg.TableSchema(columns=columns))}
+    schema = column_schema(head)["dagster/column_schema"]
+    return {"preview": dg.MetadataValue.table(records=records, schema=schema)}
