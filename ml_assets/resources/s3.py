@@ -15,7 +15,13 @@ from pydantic import Field
 
 from ml_assets.domain.contract import file_name_for_day
 from ml_assets.resources.io_manager import ParquetTables
-from ml_assets.resources.landing import LandedFile, LandingZone, is_landing_file, landed_file
+from ml_assets.resources.landing import (
+    LANDING_FILE_PREFIX,
+    LandedFile,
+    LandingZone,
+    is_landing_file,
+    landed_file,
+)
 
 
 @functools.lru_cache(maxsize=16)
@@ -55,7 +61,7 @@ class S3LandingZone(LandingZone):
     def _list(self, start_after: str | None) -> list[LandedFile]:
         paginator = self.client().get_paginator("list_objects_v2")
         root = _key(self.prefix, "")
-        kwargs = {"Bucket": self.bucket, "Prefix": root + "flights_"}
+        kwargs = {"Bucket": self.bucket, "Prefix": root + LANDING_FILE_PREFIX}
         if start_after:
             kwargs["StartAfter"] = start_after
         files = []
