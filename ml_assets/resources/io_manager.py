@@ -51,6 +51,21 @@ def split_by_partition(frame: pd.DataFrame, partition_keys: list[str]) -> dict[s
     return parts
 
 
+def concat_parquet(files: list[bytes]) -> pd.DataFrame:
+    """Parquet files' rows as one DataFrame, in order, converted to pandas once.
+
+    Arrow decodes each file and the concatenation is a list of chunks: a year's 365 files cost
+    one pandas conversion instead of 365 (and a pd.concat copy)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not files:
+        return pd.DataFrame()
+    tables = [pq.read_table(pa.BufferReader(data)) for data in files]
+    non_empty = [table for table in tables if table.num_rows] or tables[:1]
+    return pa.concat_tables(non_empty, promote_options="default").to_pandas()
+
+
 class ParquetTables(dg.ConfigurableIOManager):
     """DataFrames as `<asset>/<partition>.parquet`; records (dicts) as `<asset>.json`.
 
@@ -110,9 +125,7 @@ class ParquetTables(dg.ConfigurableIOManager):
                         f"materialized, loading the rest: {missing[:10]}"
                     )
                 names = [name for name, here in zip(names, present, strict=True) if here]
-            frames = [pd.read_parquet(io.BytesIO(self.read(name))) for name in names]
-            non_empty = [frame for frame in frames if len(frame)] or frames[:1]
-            return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()
+            return concat_parquet([self.read(name) for name in names])
         json_name = self._relative(key, None, ".json")
         if self.exists(json_name):
             return json.loads(self.read(json_name))

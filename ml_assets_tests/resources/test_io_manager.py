@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from ml_assets.resources.files import write_bytes_atomic
-from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS, ParquetIOManager, split_by_partition
+from ml_assets.resources.io_manager import (
+    ALLOW_MISSING_PARTITIONS,
+    ParquetIOManager,
+    concat_parquet,
+    split_by_partition,
+)
 
 
 def frame(days: list[str], rows_per_day: int = 2) -> pd.DataFrame:
@@ -32,6 +37,30 @@ def test_split_by_partition_gives_every_key_a_typed_table():
         split_by_partition(frame(["a", "z"]), ["a"])
     with pytest.raises(ValueError, match="landing_day"):
         split_by_partition(pd.DataFrame({"value": [1]}), ["a"])
+
+
+def test_concat_parquet_equals_reading_each_file_with_pandas():
+    """One Arrow concatenation gives what per-file pd.read_parquet + pd.concat gave: rows in file
+    order, pandas dtypes (nullable ints, strings, datetimes), empty files skipped."""
+    days = ["a", "b", "c"]
+    table = frame(days).assign(
+        delay=pd.array([1, None, 3, 4, 5, None], dtype="Int64"),
+        when=pd.to_datetime(["2013-01-01 05:00"] * 6),
+        carrier=["UA", "AA", None, "B6", "DL", "UA"],
+    )
+    parts = split_by_partition(table, [*days, "empty"])
+    files = [parts[k] for k in ("c", "empty", "a", "b")]
+    expected = pd.concat(
+        [pd.read_parquet(io.BytesIO(f)) for f in files if len(pd.read_parquet(io.BytesIO(f)))],
+        ignore_index=True,
+    )
+    loaded = concat_parquet(files)
+    pd.testing.assert_frame_equal(loaded, expected)
+    assert loaded["landing_day"].tolist() == ["c", "c", "a", "a", "b", "b"]
+    assert str(loaded["delay"].dtype) == "Int64"
+    only_empty = concat_parquet([parts["empty"]])
+    assert len(only_empty) == 0 and list(only_empty.columns) == list(table.columns)
+    assert concat_parquet([]).empty
 
 
 def test_partition_range_round_trip_and_exact_replacement(tmp_path):
