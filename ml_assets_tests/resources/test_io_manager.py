@@ -59,7 +59,8 @@ def test_concat_parquet_equals_reading_each_file_with_pandas():
     assert loaded["landing_day"].tolist() == ["c", "c", "a", "a", "b", "b"]
     assert str(loaded["delay"].dtype) == "Int64"
     only_empty = concat_parquet([parts["empty"]])
-    assert len(only_empty) == 0 and list(only_empty.columns) == list(table.columns)
+    assert len(only_empty) == 0
+    assert list(only_empty.columns) == list(table.columns)
     assert concat_parquet([]).empty
 
 
