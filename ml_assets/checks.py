@@ -288,13 +288,13 @@ def no_leakage(leaked: list[str], single_feature_auc: dict[str, float]) -> dg.As
     )
 
 
-def drift_psi(psi: dict[str, float] | None, reference: str | None) -> dg.AssetCheckResult:
+def drift_psi(psi: dict[str, float] | None, reference: str | None, rows: int) -> dg.AssetCheckResult:
     if psi is None:
         return _result(
             FEATURES,
             "drift_psi",
             True,
-            {"reference": "none: no champion yet"},
+            {"reference": "none: no champion yet", "rows": rows},
             "no champion training reference yet",
             severity=dg.AssetCheckSeverity.WARN,
         )
@@ -306,6 +306,7 @@ def drift_psi(psi: dict[str, float] | None, reference: str | None) -> dg.AssetCh
         not drifted,
         {
             "reference": str(reference),
+            "rows": rows,
             "max_psi": max(psi.values(), default=0.0),
             "worst_features": dg.MetadataValue.json(worst),
             "warn_above": DRIFT_PSI_WARN,

@@ -13,7 +13,7 @@ from ml_assets.domain.promotion import decide_promotion, previous_champion
 from ml_assets.domain.training import evaluate, score
 from ml_assets.partitions import single_run
 from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
-from ml_assets.resources.mlflow import CHAMPION, HOLDOUT_SAMPLE, MlflowTracking
+from ml_assets.resources.mlflow import CHAMPION, HOLDOUT_SAMPLE, REFERENCE_PROFILE, MlflowTracking
 
 PROMOTED, KEPT, ROLLED_BACK = "promoted", "kept_champion", "rolled_back"
 
@@ -73,6 +73,11 @@ def production_model(
             "decision": record["reason"],
             "challenger_holdout_roc_auc": _number(record["challenger_auc"]),
             "champion_holdout_roc_auc": _number(record["champion_auc"]),
+            **(
+                {"reference_profile": dg.MetadataValue.json(record["reference_profile"])}
+                if record["reference_profile"]
+                else {}
+            ),
         },
     )
     yield reproduces
@@ -158,6 +163,9 @@ def _holdout_auc(mlflow: MlflowTracking, model_uri: str, holdout: pd.DataFrame) 
 
 
 def _record(mlflow, champion, challenger, action, reason, *, challenger_auc, champion_auc) -> dict:
+    # The champion's training profile is recorded with the decision: the features drift check
+    # reads it from here instead of asking the registry (and importing MLflow) on every ingest run.
+    profile = mlflow.load_json_artifact(mlflow.run_id_of(champion), REFERENCE_PROFILE) if champion else None
     return {
         "champion_version": champion,
         "champion_uri": f"models:/{mlflow.registered_model_name}@{CHAMPION}" if champion else None,
@@ -168,6 +176,7 @@ def _record(mlflow, champion, challenger, action, reason, *, challenger_auc, cha
         "reason": reason,
         "challenger_auc": challenger_auc,
         "champion_auc": champion_auc,
+        "reference_profile": profile,
     }
 
 
@@ -180,3 +189,15 @@ def _champion_reproduces(mlflow: MlflowTracking, version: str | None) -> dg.Asse
     rescored = model.predict_proba(sample.drop(columns="prediction"))[:, 1]
     difference = float(np.max(np.abs(rescored - sample["prediction"].to_numpy()))) if len(sample) else 0.0
     return checks.champion_reproduces(difference, len(sample), version)
+
+
+def champion_profile(instance: dg.DagsterInstance) -> tuple[dict, str] | None:
+    """(training profile, version) the current champion was recorded with, or None before one.
+
+    Read from production_model's latest materialization, the record of the champion decision:
+    asking the MLflow registry instead cost an import of MLflow (about 1 s) in every ingest run."""
+    records = instance.fetch_materializations(checks.PRODUCTION_MODEL, limit=1).records
+    metadata = records[0].asset_materialization.metadata if records else {}
+    if "reference_profile" not in metadata or "champion_version" not in metadata:
+        return None
+    return metadata["reference_profile"].value, str(metadata["champion_version"].value)

@@ -6,13 +6,13 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import checks, kubernetes
+from ml_assets.assets.deployment import champion_profile
 from ml_assets.assets.ingestion import planes, weather
 from ml_assets.assets.metadata import OWNERS, describe_partitions
 from ml_assets.domain.features import FEATURE_COLUMNS, build_features, leaked_columns
 from ml_assets.domain.quality import population_stability, univariate_auc
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LandingZone
-from ml_assets.resources.mlflow import MlflowTracking
 
 
 @dg.asset(
@@ -31,7 +31,6 @@ def features(
     context: dg.AssetExecutionContext,
     validated_data: pd.DataFrame,
     landing: LandingZone,
-    mlflow: MlflowTracking,
 ):
     weather_table = pd.read_csv(io.BytesIO(landing.read_reference("weather.csv")))
     planes_table = pd.read_csv(io.BytesIO(landing.read_reference("planes.csv")))
@@ -47,9 +46,10 @@ def features(
         },
     )
     yield checks.no_leakage(leaked_columns(table.columns), univariate_auc(table))
-    reference = mlflow.champion_reference()
+    reference = champion_profile(context.instance)
     if reference is None:
-        yield checks.drift_psi(None, None)
+        yield checks.drift_psi(None, None, len(table))
     else:
         profile, version = reference
-        yield checks.drift_psi(population_stability(profile, table), f"champion version {version}")
+        psi = population_stability(profile, table)
+        yield checks.drift_psi(psi, f"champion version {version}", len(table))

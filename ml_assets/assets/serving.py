@@ -7,6 +7,7 @@ import pandas as pd
 from pydantic import Field
 
 from ml_assets import checks, kubernetes
+from ml_assets.assets.deployment import champion_profile
 from ml_assets.assets.metadata import OWNERS, describe_partitions
 from ml_assets.domain.contract import LABEL, PARTITION_COLUMN
 from ml_assets.domain.monitoring import live_quality
@@ -66,7 +67,7 @@ class MonitoringConfig(dg.Config):
     },
     group_name="serving",
     owners=OWNERS,
-    kinds={"pandas", "mlflow"},
+    kinds={"pandas"},
     code_version="1",
     op_tags=kubernetes.SERVING,
     check_specs=checks.MONITORING_CHECKS,
@@ -77,14 +78,12 @@ def model_monitoring(
     config: MonitoringConfig,
     predictions: pd.DataFrame,
     features: pd.DataFrame,
-    mlflow: MlflowTracking,
 ):
     days = sorted(predictions["flight_date"].unique())[-config.window_days :]
     recent = predictions[predictions["flight_date"].isin(days)]
     labelled = recent.merge(features[[*KEYS, LABEL]], on=KEYS, how="inner")
     quality = live_quality(labelled, LABEL, "delay_probability")
-    with mlflow.reachable(context):
-        reference = mlflow.champion_reference()
+    reference = champion_profile(context.instance)
     recent_features = features[features["flight_date"].isin(days)]
     psi = population_stability(reference[0], recent_features) if reference else {}
     worst_psi = max(psi.values(), default=0.0)

@@ -192,13 +192,6 @@ class MlflowTracking(dg.ConfigurableResource):
         with tempfile.TemporaryDirectory() as tmp:
             return pd.read_parquet(client.download_artifacts(run_id, path, tmp))
 
-    def champion_reference(self) -> tuple[dict, str] | None:
-        """(training profile, version) of the champion, or None when there is no champion yet."""
-        version = self.version_with_alias(CHAMPION)
-        if version is None:
-            return None
-        return self.load_json_artifact(self.run_id_of(version), REFERENCE_PROFILE), version
-
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
         """Set tags idempotently: a request the client retried may already have been applied, and a
         sqlite-backed server then answers the repeat with a UNIQUE-constraint error."""

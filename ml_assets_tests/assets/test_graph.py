@@ -1,5 +1,8 @@
 """The whole graph in process over January 2013 (31 real landing files), asserting values."""
 
+import json
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -113,6 +116,37 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     assert raw["2013-01-15"]["source_path"].value.endswith("flights_2013-01-15.csv")
     assert sum(m["dagster/row_count"].value for m in raw.values()) == 27004
     assert features["rows_in_run"].value == 27004
+
+
+def test_drift_is_judged_against_the_champions_training_profile(graph):
+    """An ingest of one day judges drift against the profile production_model recorded for the
+    champion: the features step needs no MLflow resource."""
+    features_asset = next(a for a in graph["assets"] if dg.AssetKey("features") in getattr(a, "keys", ()))
+    assert "mlflow" not in features_asset.required_resource_keys
+    result = dg.materialize(
+        graph["assets"],
+        selection=["features"],
+        partition_key=DAYS[-1],
+        instance=graph["instance"],
+        resources=graph["resources"],
+    )
+    (drift,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "drift_psi"]
+    champion = graph["resources"]["io_manager"].load_input(
+        dg.build_input_context(asset_key=dg.AssetKey("production_model"))
+    )
+    assert drift.metadata["reference"].value == f"champion version {champion['champion_version']}"
+    day_rows = meta(materializations(result, "features")[0], "dagster/row_count")
+    assert drift.metadata["rows"].value == day_rows
+    # The profile is the one the champion's MLflow run logged.
+    client, name = registry(graph["resources"])
+    run_id = client.get_model_version_by_alias(name, "champion").run_id
+    logged = json.loads(Path(client.download_artifacts(run_id, "reference_profile.json")).read_text())
+    assert champion["reference_profile"] == logged
+    worst = drift.metadata["worst_features"].value
+    assert len(worst) == 5
+    assert set(worst) <= set(logged)
+    assert drift.metadata["max_psi"].value == max(worst.values())
+    assert drift.passed == (drift.metadata["max_psi"].value <= 0.2)
 
 
 def test_rows_reconcile_with_the_landing_files(graph, demo_flights):
