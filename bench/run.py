@@ -110,47 +110,56 @@ def child(phase: str, **kwargs) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _resources(root: Path, landing_dir: Path) -> dict:
-    from ml_assets.resources.io_manager import ParquetIOManager
-    from ml_assets.resources.landing import LocalLandingZone
-    from ml_assets.resources.mlflow import MlflowTracking
-
+def local_env(root: Path, landing_dir: Path) -> dict[str, str]:
+    """The code location's local environment pointed at the bench's landing files and stores."""
     return {
-        "landing": LocalLandingZone(landing_dir=str(landing_dir)),
-        "io_manager": ParquetIOManager(base_dir=str(root / "warehouse")),
-        "mlflow": MlflowTracking(
-            tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_location=str(root / "artifacts")
-        ),
+        "ML_ASSETS_ENV": "local",
+        "ML_ASSETS_LANDING_DIR": str(landing_dir),
+        "ML_ASSETS_STORAGE_DIR": str(root / "warehouse"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "ML_ASSETS_MLFLOW_ARTIFACTS": str(root / "artifacts"),
+        "ML_ASSETS_FAILURES_DIR": str(root / "failures"),
     }
 
 
-def _materialize(selection: list[str], days: list[str], root: Path, landing_dir: Path, run_config=None):
+def cli_materialize(selection: list[str], days: list[str], root: Path, landing_dir: Path) -> dict:
+    """`dagster asset materialize` as a user runs it (execute_job, the in-process executor).
+
+    `seconds` is the run as Dagster records it, from its creation (planned events included) to
+    RUN_SUCCESS; `process_seconds` adds interpreter start and loading the code location. Peak memory
+    is the CLI process's; its baseline is `dagster asset list` loading the same code location."""
     import dagster as dg
 
-    from ml_assets.definitions import defs
     from ml_assets.partitions import landing_days
 
-    definitions = defs()
     instance = dg.DagsterInstance.get()
     new = [d for d in days if not instance.has_dynamic_partition(landing_days.name, d)]
     if new:
         instance.add_dynamic_partitions(landing_days.name, new)
-    tags = {}
-    if days and len(days) > 1:
-        tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    env = {**os.environ, **local_env(root, landing_dir)}
+    code = ["-m", "ml_assets.definitions"]
+    subprocess.run([dagster, "asset", "list", *code], check=True, env=env, capture_output=True)
+    baseline = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    command = [dagster, "asset", "materialize", *code, "--select", ",".join(selection)]
+    if days:
+        command += (
+            ["--partition", days[0]] if len(days) == 1 else ["--partition-range", f"{days[0]}...{days[-1]}"]
+        )
     started = time.perf_counter()
-    result = dg.materialize(
-        [*definitions.assets, *definitions.asset_checks],
-        selection=selection,
-        instance=instance,
-        resources=_resources(root, landing_dir),
-        partition_key=days[0] if len(days) == 1 else None,
-        tags=tags,
-        run_config=run_config or {},
-    )
-    seconds = time.perf_counter() - started
-    assert result.success
-    return seconds
+    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True)
+    process_seconds = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"dagster asset materialize failed:\n{done.stderr[-4000:]}")
+    record = instance.get_run_records(limit=1)[0]
+    assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+    return {
+        "seconds": record.end_time - record.create_timestamp.timestamp(),
+        "process_seconds": process_seconds,
+        "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "baseline_mb": baseline,
+        "run_id": record.dagster_run.run_id,
+    }
 
 
 DAILY = ["raw_data", "validated_data", "quarantine", "features"]
@@ -176,13 +185,7 @@ def run_child(phase: str, args: dict) -> dict:
             "baseline_mb": baseline,
         }
     if phase == "backfill":
-        import dagster  # noqa: F401  (imports before the baseline, as the bare script's pandas)
-
-        import ml_assets.definitions  # noqa: F401
-
-        baseline = rss_mb()
-        seconds = _materialize(args.get("selection", DAILY), args["days"], root, landing_dir)
-        return {"seconds": seconds, "peak_mb": peak_mb(), "baseline_mb": baseline}
+        return cli_materialize(args.get("selection", DAILY), args["days"], root, landing_dir)
     if phase == "bare_train":
         import pandas as pd
 
@@ -206,12 +209,16 @@ def run_child(phase: str, args: dict) -> dict:
     if phase == "train":
         import dagster as dg
 
-        seconds = _materialize(["trained_model"], args["days"], root, landing_dir)
+        run = cli_materialize(["trained_model"], [], root, landing_dir)
         record = (
             dg.DagsterInstance.get().fetch_materializations(dg.AssetKey("trained_model"), limit=1).records[0]
         )
-        fit = record.asset_materialization.metadata["fit_seconds"].value
-        return {"seconds": seconds, "fit_seconds": fit}
+        step = dg.DagsterInstance.get().get_run_step_stats(run["run_id"])
+        return {
+            **run,
+            "fit_seconds": record.asset_materialization.metadata["fit_seconds"].value,
+            "step_seconds": {s.step_key: s.end_time - s.start_time for s in step},
+        }
     if phase == "sensor_tick":
         return sensor_tick(Path(args["dir"]))
     raise ValueError(phase)
