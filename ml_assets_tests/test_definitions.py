@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import dagster as dg
 import pytest
 
@@ -16,6 +19,24 @@ EXPECTED_ASSETS = {
     "predictions",
     "model_monitoring",
 }
+
+
+HEAVY = ("pandas", "numpy", "pyarrow", "sklearn", "scipy", "mlflow", "matplotlib", "boto3", "kubernetes")
+
+
+def test_loading_the_code_location_imports_no_data_or_ml_library():
+    """A code server, run worker or step process loads the definitions before any step: the data
+    and ML libraries are imported by the steps that use them, not at load."""
+    script = (
+        "import sys\n"
+        "from ml_assets.definitions import defs\n"
+        "defs()\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""
 
 
 def test_definitions_load_with_the_whole_graph():

@@ -1,19 +1,21 @@
 """The champion: promote the challenger only when it beats the champion on the same holdout,
 or roll the champion back to the one before it."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS
+from ml_assets.assets.metadata import OWNERS, DataFrame
 from ml_assets.domain.contract import LABEL
 from ml_assets.domain.promotion import decide_promotion, previous_champion
-from ml_assets.domain.training import evaluate, score
 from ml_assets.partitions import single_run
 from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
 from ml_assets.resources.mlflow import CHAMPION, HOLDOUT_SAMPLE, REFERENCE_PROFILE, MlflowTracking
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROMOTED, KEPT, ROLLED_BACK = "promoted", "kept_champion", "rolled_back"
 
@@ -28,7 +30,7 @@ class PromotionConfig(dg.Config):
     )
 
 
-def holdout_of(features: pd.DataFrame, trained_model: dict) -> pd.DataFrame:
+def holdout_of(features: "pd.DataFrame", trained_model: dict) -> "pd.DataFrame":
     days = features["flight_date"]
     return features[
         (days >= trained_model["holdout_first_day"]) & (days <= trained_model["holdout_last_day"])
@@ -37,7 +39,7 @@ def holdout_of(features: pd.DataFrame, trained_model: dict) -> pd.DataFrame:
 
 @dg.asset(
     backfill_policy=single_run,
-    ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True})},
+    ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}, dagster_type=DataFrame)},
     group_name="deployment",
     owners=OWNERS,
     kinds={"mlflow"},
@@ -50,7 +52,7 @@ def production_model(
     context: dg.AssetExecutionContext,
     config: PromotionConfig,
     trained_model: dict,
-    features: pd.DataFrame,
+    features,
     mlflow: MlflowTracking,
 ):
     with mlflow.reachable(context):
@@ -91,10 +93,12 @@ def _decide(
     context: dg.AssetExecutionContext,
     config: PromotionConfig,
     trained_model: dict,
-    holdout: pd.DataFrame,
+    holdout: "pd.DataFrame",
     mlflow: MlflowTracking,
 ) -> dict:
     """Score challenger and champion on the same holdout rows; move the alias only on a clear win."""
+    from ml_assets.domain.training import evaluate, score
+
     labels = holdout[LABEL].to_numpy()
     challenger = trained_model["version"]
     challenger_auc = evaluate(labels, score(mlflow.load_model(trained_model["model_uri"]), holdout))[
@@ -158,7 +162,9 @@ def _roll_back(context: dg.AssetExecutionContext, mlflow: MlflowTracking) -> dic
     return _record(mlflow, target, current, ROLLED_BACK, reason, challenger_auc=None, champion_auc=None)
 
 
-def _holdout_auc(mlflow: MlflowTracking, model_uri: str, holdout: pd.DataFrame) -> float:
+def _holdout_auc(mlflow: MlflowTracking, model_uri: str, holdout: "pd.DataFrame") -> float:
+    from ml_assets.domain.training import evaluate, score
+
     return evaluate(holdout[LABEL].to_numpy(), score(mlflow.load_model(model_uri), holdout))["roc_auc"]
 
 
@@ -182,6 +188,8 @@ def _record(mlflow, champion, challenger, action, reason, *, challenger_auc, cha
 
 def _champion_reproduces(mlflow: MlflowTracking, version: str | None) -> dg.AssetCheckResult:
     """Load the champion by alias and re-score the holdout sample its training run logged."""
+    import numpy as np
+
     if version is None:
         return checks.champion_reproduces(None, 0, None)
     sample = mlflow.load_table_artifact(mlflow.run_id_of(version), HOLDOUT_SAMPLE)

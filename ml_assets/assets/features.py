@@ -3,14 +3,11 @@
 import io
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets import checks, kubernetes
 from ml_assets.assets.deployment import champion_profile
 from ml_assets.assets.ingestion import planes, weather
-from ml_assets.assets.metadata import OWNERS, describe_partitions
-from ml_assets.domain.features import FEATURE_COLUMNS, build_features, leaked_columns
-from ml_assets.domain.quality import population_stability, univariate_auc
+from ml_assets.assets.metadata import OWNERS, DataFrame, describe_partitions
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LandingZone
 
@@ -18,6 +15,7 @@ from ml_assets.resources.landing import LandingZone
 @dg.asset(
     partitions_def=landing_days,
     backfill_policy=single_run,
+    ins={"validated_data": dg.AssetIn(dagster_type=DataFrame)},
     deps=[weather, planes],
     group_name="features",
     owners=OWNERS,
@@ -25,13 +23,19 @@ from ml_assets.resources.landing import LandingZone
     check_specs=checks.FEATURES_CHECKS,
     code_version="1",
     op_tags=kubernetes.FEATURES,
+    dagster_type=DataFrame,
     description="Features known 2 h before departure (schedule, plane, weather, congestion), label.",
 )
 def features(
     context: dg.AssetExecutionContext,
-    validated_data: pd.DataFrame,
+    validated_data,
     landing: LandingZone,
 ):
+    import pandas as pd
+
+    from ml_assets.domain.features import FEATURE_COLUMNS, build_features, leaked_columns
+    from ml_assets.domain.quality import population_stability, univariate_auc
+
     weather_table = pd.read_csv(io.BytesIO(landing.read_reference("weather.csv")))
     planes_table = pd.read_csv(io.BytesIO(landing.read_reference("planes.csv")))
     table = build_features(validated_data, weather_table, planes_table)

@@ -1,18 +1,10 @@
 """Landing files into typed tables: raw_data per day, plus the weather and planes reference tables."""
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, describe_partitions
+from ml_assets.assets.metadata import OWNERS, DataFrame, describe_partitions
 from ml_assets.domain.contract import FILE_ERROR, file_name_for_day
-from ml_assets.domain.parsing import (
-    LandingFileError,
-    parse_landing_file,
-    refuse_unreadable,
-    rejection_rows,
-)
-from ml_assets.domain.quality import row_count_anomalies
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LandingZone
 
@@ -26,9 +18,20 @@ from ml_assets.resources.landing import LandingZone
     code_version="1",
     op_tags=kubernetes.INGEST,
     check_specs=checks.RAW_DATA_CHECKS,
+    dagster_type=DataFrame,
     description="Each landing day's flights file as landed, typed, with per-row source file and row number.",
 )
 def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
+    import pandas as pd
+
+    from ml_assets.domain.parsing import (
+        LandingFileError,
+        parse_landing_file,
+        refuse_unreadable,
+        rejection_rows,
+    )
+    from ml_assets.domain.quality import row_count_anomalies
+
     days = list(context.partition_keys)
     frames, files, rejected = [], [], []
     for n, day in enumerate(days, start=1):

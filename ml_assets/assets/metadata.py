@@ -1,19 +1,40 @@
-"""Materialization metadata shared by the partitioned assets."""
+"""What the assets share: owners, the table type, and materialization metadata.
+
+Nothing here imports pandas at module load: the code location loads without it (about 0.2 s of
+0.6 s), and the steps that handle tables import it when they run.
+"""
+
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets.domain.contract import PARTITION_COLUMN
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Who answers for every asset of this code location, shown in the UI and in alerts.
 OWNERS = ["team:ml-platform"]
 
 
+def _is_data_frame(_context, value: object) -> bool:
+    return any(
+        cls.__name__ == "DataFrame" and cls.__module__.startswith("pandas.") for cls in type(value).__mro__
+    )
+
+
+# A pandas DataFrame as a Dagster type: checked on every table input and output, and named in the
+# UI, without importing pandas when the definitions load.
+DataFrame = dg.DagsterType(
+    name="DataFrame", type_check_fn=_is_data_frame, description="A pandas DataFrame (one table)."
+)
+
+
 def describe_partitions(
     context: dg.AssetExecutionContext,
-    frame: pd.DataFrame,
+    frame: "pd.DataFrame",
     asset_key: str | None = None,
-    counted: pd.Series | None = None,
+    counted: "pd.Series | None" = None,
     per_day: dict[str, dict] | None = None,
 ) -> dict:
     """Metadata of a partitioned table, written where it belongs; returns the run's totals.
@@ -37,7 +58,7 @@ def describe_partitions(
     return {"rows_in_run": len(keep), "partitions_in_run": len(days)}
 
 
-def column_schema(frame: pd.DataFrame) -> dict:
+def column_schema(frame: "pd.DataFrame") -> dict:
     """`dagster/column_schema`: what the UI shows and the schema-change checks compare."""
     columns = [dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in frame.dtypes.items()]
     return {"dagster/column_schema": dg.TableSchema(columns=columns)}
@@ -51,6 +72,8 @@ def png_markdown(png: bytes, alt: str = "plot") -> dg.MetadataValue:
 
 
 def _cell(value: object) -> str | int | float | bool | None:
+    import pandas as pd
+
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     if hasattr(value, "item"):  # numpy scalars
@@ -58,7 +81,7 @@ def _cell(value: object) -> str | int | float | bool | None:
     return value if isinstance(value, str | int | float | bool) else str(value)
 
 
-def preview(frame: pd.DataFrame, rows: int = 5) -> dict:
+def preview(frame: "pd.DataFrame", rows: int = 5) -> dict:
     """The first rows as a table the UI renders, so a user sees what the asset holds."""
     head = frame.head(rows)
     records = [

@@ -3,16 +3,12 @@
 import datetime as dt
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from ml_assets import checks, kubernetes
 from ml_assets.assets.deployment import champion_profile
-from ml_assets.assets.metadata import OWNERS, describe_partitions
+from ml_assets.assets.metadata import OWNERS, DataFrame, describe_partitions
 from ml_assets.domain.contract import LABEL, PARTITION_COLUMN
-from ml_assets.domain.monitoring import live_quality
-from ml_assets.domain.quality import population_stability
-from ml_assets.domain.training import score
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
 from ml_assets.resources.mlflow import CHAMPION, MlflowTracking
@@ -23,15 +19,19 @@ KEYS = [PARTITION_COLUMN, "flight_date", "carrier", "flight", "origin", "sched_d
 @dg.asset(
     partitions_def=landing_days,
     backfill_policy=single_run,
+    ins={"features": dg.AssetIn(dagster_type=DataFrame)},
     deps=["production_model"],
     group_name="serving",
     owners=OWNERS,
     kinds={"pandas", "mlflow"},
     code_version="1",
     op_tags=kubernetes.SERVING,
+    dagster_type=DataFrame,
     description="Each day's flights scored by the champion (loaded by alias), model version on every row.",
 )
-def predictions(context: dg.AssetExecutionContext, features: pd.DataFrame, mlflow: MlflowTracking):
+def predictions(context: dg.AssetExecutionContext, features, mlflow: MlflowTracking):
+    from ml_assets.domain.training import score
+
     with mlflow.reachable(context):
         version = mlflow.version_with_alias(CHAMPION)
         if version is None:
@@ -62,8 +62,8 @@ class MonitoringConfig(dg.Config):
 @dg.asset(
     backfill_policy=single_run,
     ins={
-        "predictions": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}),
-        "features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}),
+        "predictions": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}, dagster_type=DataFrame),
+        "features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}, dagster_type=DataFrame),
     },
     group_name="serving",
     owners=OWNERS,
@@ -76,9 +76,12 @@ class MonitoringConfig(dg.Config):
 def model_monitoring(
     context: dg.AssetExecutionContext,
     config: MonitoringConfig,
-    predictions: pd.DataFrame,
-    features: pd.DataFrame,
+    predictions,
+    features,
 ):
+    from ml_assets.domain.monitoring import live_quality
+    from ml_assets.domain.quality import population_stability
+
     days = sorted(predictions["flight_date"].unique())[-config.window_days :]
     recent = predictions[predictions["flight_date"].isin(days)]
     labelled = recent.merge(features[[*KEYS, LABEL]], on=KEYS, how="inner")

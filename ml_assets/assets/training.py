@@ -2,29 +2,14 @@
 
 import dataclasses
 import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, png_markdown
+from ml_assets.assets.metadata import OWNERS, DataFrame, png_markdown
 from ml_assets.domain.contract import LABEL
-from ml_assets.domain.plots import calibration_png, importances_png, roc_curve_png
-from ml_assets.domain.quality import feature_profile, slice_auc
-from ml_assets.domain.training import (
-    SKOPS_TRUSTED_TYPES,
-    ModelParams,
-    Split,
-    evaluate,
-    fit_model,
-    model_inputs,
-    permutation_importances,
-    score,
-    select_window,
-    time_split,
-    top_importances,
-)
 from ml_assets.partitions import single_run
 from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
 from ml_assets.resources.mlflow import (
@@ -34,6 +19,11 @@ from ml_assets.resources.mlflow import (
     REFERENCE_PROFILE,
     MlflowTracking,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ml_assets.domain.training import ModelParams, Split
 
 HOLDOUT_SAMPLE_ROWS = 200
 TRAIN_METRIC_ROWS = 50_000
@@ -58,14 +48,16 @@ class TrainingConfig(dg.Config):
         default=0.65, description="Quality gate: a model under this holdout ROC AUC cannot be champion."
     )
 
-    def model_params(self) -> ModelParams:
+    def model_params(self) -> "ModelParams":
+        from ml_assets.domain.training import ModelParams
+
         fields = {f.name for f in dataclasses.fields(ModelParams)}
         return ModelParams(**{k: v for k, v in self.model_dump().items() if k in fields})
 
 
 @dg.asset(
     backfill_policy=single_run,
-    ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True})},
+    ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}, dagster_type=DataFrame)},
     group_name="training",
     owners=OWNERS,
     kinds={"sklearn", "mlflow"},
@@ -77,9 +69,21 @@ class TrainingConfig(dg.Config):
 def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
-    features: pd.DataFrame,
+    features,
     mlflow: MlflowTracking,
 ):
+    from ml_assets.domain.plots import calibration_png, importances_png, roc_curve_png
+    from ml_assets.domain.quality import slice_auc
+    from ml_assets.domain.training import (
+        evaluate,
+        fit_model,
+        permutation_importances,
+        score,
+        select_window,
+        time_split,
+        top_importances,
+    )
+
     window = select_window(features, config.window_days)
     split = time_split(window, config.holdout_days, config.max_holdout_fraction)
     params = config.model_params()
@@ -165,7 +169,7 @@ def _log_training_run(
     mlflow: MlflowTracking,
     *,
     model,
-    split: Split,
+    split: "Split",
     params: dict,
     metrics: dict,
     holdout_proba,
@@ -176,6 +180,9 @@ def _log_training_run(
     figures, the reference profile and holdout sample, and the model registered as the challenger."""
     import mlflow as mlflow_lib
     from mlflow.models import infer_signature
+
+    from ml_assets.domain.quality import feature_profile
+    from ml_assets.domain.training import SKOPS_TRUSTED_TYPES, model_inputs, score
 
     landing_days = sorted({*split.train["landing_day"], *split.holdout["landing_day"]})
     tags = {
@@ -222,8 +229,9 @@ def _log_training_run(
         return version, run.info.run_id, run.info.experiment_id
 
 
-def dataset_schema(frame: pd.DataFrame):
+def dataset_schema(frame: "pd.DataFrame"):
     """MLflow's schema of a table (strings, doubles, longs; optional where a value is missing)."""
+    import pandas as pd
     from mlflow.types import ColSpec, DataType, Schema
 
     def kind(series: pd.Series) -> DataType:
@@ -274,8 +282,11 @@ def git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def _champion_on_holdout(mlflow: MlflowTracking, holdout: pd.DataFrame) -> dict | None:
+def _champion_on_holdout(mlflow: MlflowTracking, holdout: "pd.DataFrame") -> dict | None:
     """The current champion's Brier and per-origin ROC AUC on this holdout, or None without one."""
+    from ml_assets.domain.quality import slice_auc
+    from ml_assets.domain.training import evaluate, score
+
     version = mlflow.version_with_alias(CHAMPION)
     if version is None:
         return None
@@ -288,10 +299,12 @@ def _champion_on_holdout(mlflow: MlflowTracking, holdout: pd.DataFrame) -> dict 
     }
 
 
-def _log_holdout_sample(mlflow_lib, holdout: pd.DataFrame, probabilities, rows: int = HOLDOUT_SAMPLE_ROWS):
+def _log_holdout_sample(mlflow_lib, holdout: "pd.DataFrame", probabilities, rows: int = HOLDOUT_SAMPLE_ROWS):
     """The first holdout rows with their predictions: the champion check re-scores them later."""
     import tempfile
     from pathlib import Path
+
+    from ml_assets.domain.training import model_inputs
 
     sample = model_inputs(holdout.head(rows)).assign(prediction=probabilities[:rows])
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,17 +1,19 @@
 """Row rules over raw_data: valid rows with the label, and a reason-coded quarantine."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, describe_partitions
+from ml_assets.assets.metadata import OWNERS, DataFrame, describe_partitions
 from ml_assets.domain.contract import PARTITION_COLUMN
-from ml_assets.domain.quality import duplicate_keys, quarantine_shares, range_violations
-from ml_assets.domain.validation import null_counts, validate_flights
 from ml_assets.partitions import landing_days, single_run
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def _per_partition(raw: pd.DataFrame, valid: pd.DataFrame, quarantine: pd.DataFrame, days: list[str]):
+
+def _per_partition(raw: "pd.DataFrame", valid: "pd.DataFrame", quarantine: "pd.DataFrame", days: list[str]):
     counts = {
         name: frame.groupby(PARTITION_COLUMN, observed=True).size()
         for name, frame in (("raw", raw), ("valid", valid), ("quarantined", quarantine))
@@ -23,6 +25,7 @@ def _per_partition(raw: pd.DataFrame, valid: pd.DataFrame, quarantine: pd.DataFr
     outs={
         "validated_data": dg.AssetOut(
             io_manager_key="io_manager",
+            dagster_type=DataFrame,
             group_name="validation",
             owners=OWNERS,
             kinds={"pandas", "parquet"},
@@ -31,6 +34,7 @@ def _per_partition(raw: pd.DataFrame, valid: pd.DataFrame, quarantine: pd.DataFr
         ),
         "quarantine": dg.AssetOut(
             io_manager_key="io_manager",
+            dagster_type=DataFrame,
             group_name="validation",
             owners=OWNERS,
             kinds={"pandas", "parquet"},
@@ -38,12 +42,16 @@ def _per_partition(raw: pd.DataFrame, valid: pd.DataFrame, quarantine: pd.DataFr
             description="Rows and refused files that broke a rule: source file, row number, reason, detail.",
         ),
     },
+    ins={"raw_data": dg.AssetIn(dagster_type=DataFrame)},
     partitions_def=landing_days,
     backfill_policy=single_run,
     check_specs=checks.VALIDATED_DATA_CHECKS,
     op_tags=kubernetes.INGEST,
 )
-def validated_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame):
+def validated_data(context: dg.AssetExecutionContext, raw_data):
+    from ml_assets.domain.quality import duplicate_keys, quarantine_shares, range_violations
+    from ml_assets.domain.validation import null_counts, validate_flights
+
     days = list(context.partition_keys)
     result = validate_flights(raw_data)
     per_partition = _per_partition(raw_data, result.valid, result.quarantine, days)

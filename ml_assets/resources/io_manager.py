@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.resources.files import write_bytes_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Input metadata: load the partitions that exist instead of failing on a missing one.
 ALLOW_MISSING_PARTITIONS = "allow_missing_partitions"
@@ -60,6 +62,8 @@ def concat_parquet(files: list[bytes]) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     if not files:
+        import pandas as pd
+
         return pd.DataFrame()
     tables = [pq.read_table(pa.BufferReader(data)) for data in files]
     non_empty = [table for table in tables if table.num_rows] or tables[:1]
@@ -93,6 +97,8 @@ class ParquetTables(dg.ConfigurableIOManager):
         return "/".join([*asset_key.path, partition_key + suffix])
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        import pandas as pd
+
         if obj is None:
             return
         key = context.asset_key
@@ -111,6 +117,8 @@ class ParquetTables(dg.ConfigurableIOManager):
         raise TypeError(f"{key.to_user_string()}: cannot store a {type(obj).__name__}")
 
     def load_input(self, context: dg.InputContext) -> Any:
+        import pandas as pd
+
         key = context.asset_key
         if context.has_asset_partitions:
             keys = list(context.asset_partition_keys)
