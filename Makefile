@@ -52,7 +52,7 @@ test: install system-packages
 	$(BIN)/python -m pytest
 
 # Not part of `make test`: times the graph against a bare script (README "Performance").
-bench: install
+bench: install system-packages
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: install

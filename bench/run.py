@@ -27,6 +27,8 @@ TARGETS = {
     "import_vs_dagster": ("<=", 1.3),
     "sensor_tick_seconds": ("<=", 0.5),
     "backfill_peak_memory_vs_data": ("<=", 3.0),
+    "backfill_vs_bare_postgres": ("<=", 1.5),
+    "new_day_vs_backfill_postgres": ("<=", 0.02),
     "time_per_row_spread": ("<=", 0.2),
 }
 
@@ -297,6 +299,14 @@ def measure(scales: list[int]) -> dict:
         "data_mb"
     ]
 
+    postgres = postgres_phases(year, history, new_day)
+    if postgres:
+        report["raw"]["postgres"] = postgres
+        figures["backfill_vs_bare_postgres"] = postgres["backfill"]["seconds"] / bare["seconds"]
+        figures["new_day_vs_backfill_postgres"] = (
+            postgres["new_day"]["seconds"] / postgres["backfill"]["seconds"]
+        )
+
     dagster_import = import_seconds("import dagster")
     ours = import_seconds("import ml_assets.definitions")
     report["raw"]["import"] = {"dagster": dagster_import, "ml_assets.definitions": ours}
@@ -334,6 +344,34 @@ def measure(scales: list[int]) -> dict:
     if 1 in per_row and 4 in per_row:
         figures["new_day_growth_4x_history"] = per_row[4]["new_day_seconds"] / per_row[1]["new_day_seconds"]
     return report
+
+
+def postgres_phases(year: Path, history: list[str], new_day: list[str]) -> dict | None:
+    """The same backfill and new day on the production instance storage: PostgreSQL (Debian's,
+    started here on loopback, fsync on) instead of the sqlite files `dagster dev` uses."""
+    from ml_assets_tests.integration.servers import postgres_binaries, postgres_server
+
+    try:
+        postgres_binaries()
+    except RuntimeError as missing:
+        print(f"postgres phases skipped: {missing}", file=sys.stderr)
+        return None
+    with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+        root = Path(tmp)
+        home = root / "home"
+        home.mkdir()
+        with postgres_server(root / "postgres.log", ("dagster",), fsync=True) as server:
+            (home / "dagster.yaml").write_text(
+                "storage:\n  postgres:\n    postgres_db:\n"
+                f"      hostname: {server['host']}\n      port: {server['port']}\n"
+                f"      username: {server['user']}\n      password: ''\n      db_name: dagster\n"
+                "      scheme: postgresql+psycopg2\n"
+            )
+            common = {"landing": str(year), "root": str(root), "home": str(home)}
+            return {
+                "backfill": child("backfill", days=history, **common),
+                "new_day": child("backfill", days=new_day, **common),
+            }
 
 
 def table(report: dict) -> str:

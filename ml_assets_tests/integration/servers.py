@@ -167,10 +167,11 @@ def postgres_binaries() -> Path:
 
 
 @contextmanager
-def postgres_server(log: Path, databases: tuple[str, ...]) -> Iterator[dict]:
+def postgres_server(log: Path, databases: tuple[str, ...], *, fsync: bool = False) -> Iterator[dict]:
     """A throwaway PostgreSQL cluster on a free loopback port, trust auth, user `dagster`.
 
     PostgreSQL refuses to run as root, so as root the cluster belongs to Debian's `postgres` user.
+    Tests run it with fsync off (speed over durability); the benchmark keeps it on.
     """
     import psycopg2
 
@@ -191,7 +192,7 @@ def postgres_server(log: Path, databases: tuple[str, ...]) -> Iterator[dict]:
             *as_postgres,
             str(bin_dir / "postgres"),
             *("-D", str(data), "-p", str(port), "-k", str(root)),
-            *("-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"),  # a test cluster: speed over durability
+            *("-c", "listen_addresses=127.0.0.1", "-c", f"fsync={'on' if fsync else 'off'}"),
         ]
         with process_group(command, dict(os.environ), log, cwd=root) as process:
             server = {"host": "127.0.0.1", "port": port, "user": "dagster"}
