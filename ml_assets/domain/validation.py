@@ -111,10 +111,10 @@ def validate_flights(rows: pd.DataFrame) -> ValidationResult:
     reason, detail = row_problems(rows)
     bad = reason.notna().to_numpy()
     quarantine = rows.loc[bad].assign(**{QUARANTINE_REASON: reason[bad], QUARANTINE_DETAIL: detail[bad]})
-    valid = rows.loc[~bad].copy()
+    valid = rows.loc[~bad].reset_index(drop=True)  # one copy of the year, not two
     valid["flight_date"] = valid[PARTITION_COLUMN]
     valid[LABEL] = delay_label(valid)
-    return ValidationResult(valid=valid.reset_index(drop=True), quarantine=quarantine.reset_index(drop=True))
+    return ValidationResult(valid=valid, quarantine=quarantine.reset_index(drop=True))
 
 
 def null_counts(frame: pd.DataFrame, columns: tuple[str, ...] = REQUIRED_COLUMNS) -> dict[str, int]:
