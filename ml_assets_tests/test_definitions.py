@@ -39,6 +39,20 @@ def test_loading_the_code_location_imports_no_data_or_ml_library():
     assert done.stdout.strip() == ""
 
 
+def test_tables_are_typed_as_data_frames_on_every_input_and_output():
+    import pandas as pd
+
+    from ml_assets.assets.metadata import DataFrame
+
+    assert DataFrame.type_check(None, pd.DataFrame({"a": [1]})).success
+    assert not DataFrame.type_check(None, {"a": [1]}).success
+    assert not DataFrame.type_check(None, pd.Series([1])).success
+    graph = defs().resolve_asset_graph()
+    features = graph.assets_def_for_key(dg.AssetKey("features"))
+    assert features.op.ins["validated_data"].dagster_type.display_name == "DataFrame"
+    assert features.op.outs["result"].dagster_type.display_name == "DataFrame"
+
+
 def test_definitions_load_with_the_whole_graph():
     definitions = defs()
     graph = definitions.resolve_asset_graph()
