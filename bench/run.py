@@ -187,7 +187,7 @@ def run_child(phase: str, args: dict) -> dict:
             "baseline_mb": baseline,
         }
     if phase == "backfill":
-        return cli_materialize(args.get("selection", DAILY), args["days"], root, landing_dir)
+        return cli_materialize(DAILY, args["days"], root, landing_dir)
     if phase == "bare_train":
         import pandas as pd
 

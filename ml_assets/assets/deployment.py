@@ -162,12 +162,6 @@ def _roll_back(context: dg.AssetExecutionContext, mlflow: MlflowTracking) -> dic
     return _record(mlflow, target, current, ROLLED_BACK, reason, challenger_auc=None, champion_auc=None)
 
 
-def _holdout_auc(mlflow: MlflowTracking, model_uri: str, holdout: "pd.DataFrame") -> float:
-    from ml_assets.domain.training import evaluate, score
-
-    return evaluate(holdout[LABEL].to_numpy(), score(mlflow.load_model(model_uri), holdout))["roc_auc"]
-
-
 def _record(mlflow, champion, challenger, action, reason, *, challenger_auc, champion_auc) -> dict:
     # The champion's training profile is recorded with the decision: the features drift check
     # reads it from here instead of asking the registry (and importing MLflow) on every ingest run.
