@@ -88,7 +88,8 @@ class GraphQL:
 
     def runs(self) -> list[dict]:
         data = self(
-            "{ runsOrError { ... on Runs { results { runId jobName status assetSelection { path } } } } }"
+            "{ runsOrError { ... on Runs { results { runId jobName status assetSelection { path }"
+            " tags { key value } } } } }"
         )
         return data["runsOrError"]["results"]
 

@@ -16,6 +16,7 @@ from ml_assets_tests.integration.servers import REPO, GraphQL, free_port, proces
 
 pytestmark = pytest.mark.integration
 DAYS = 14
+IN_FLIGHT = {"QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "CANCELING"}
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +79,19 @@ def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
         page.screenshot(path=str(shots / "roc-curve.png"))
         screenshot_expanded_graph(page, base_url, shots / "asset-graph.png")
     assert (shots / "asset-graph.png").stat().st_size > 20_000
-    runs = gql.runs()
-    assert all(r["status"] == "SUCCESS" for r in runs)
-    backfill_runs = [r for r in runs if r["jobName"] != "ingest"]
+    # The model goes stale a minute after the backfill trained it (the short windows above), so the
+    # automation's retrain may be running by now: judge the runs once none is queued or in flight.
+    runs = gql.wait(
+        lambda: (found := gql.runs()) and all(r["status"] not in IN_FLIGHT for r in found) and found,
+        300,
+        "every run to finish",
+    )
+    assert all(r["status"] == "SUCCESS" for r in runs), [(r["jobName"], r["status"]) for r in runs]
+    backfill_tag = {"key": "dagster/backfill", "value": backfill_id}
+    backfill_runs = [r for r in runs if backfill_tag in r["tags"]]
     # The daily chain over all 14 days as one run, the models, the day scores and the monitoring:
     # a handful of runs, not one per day.
-    assert len(backfill_runs) <= 4, [r["assetSelection"] for r in backfill_runs]
+    assert 2 <= len(backfill_runs) <= 4, [r["assetSelection"] for r in backfill_runs]
     record = json.loads((dagster_dev["root"] / "warehouse" / "production_model.json").read_text())
     assert record["champion_version"] == "1"
     client = registry_client(dagster_dev["env"]["MLFLOW_TRACKING_URI"])
