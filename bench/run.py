@@ -102,10 +102,10 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(phase: str, **kwargs) -> dict:
-    """Run one phase in a fresh interpreter; it prints one JSON line."""
+def child(phase: str, env: dict[str, str] | None = None, **kwargs) -> dict:
+    """Run one phase in a fresh interpreter (`env` added to this one's); it prints one JSON line."""
     command = [sys.executable, "-m", "bench.run", "--child", phase, "--args", json.dumps(kwargs)]
-    env = {**os.environ, "DAGSTER_HOME": kwargs.get("home", str(WORK / "home"))}
+    env = {**os.environ, **(env or {}), "DAGSTER_HOME": kwargs.get("home", str(WORK / "home"))}
     done = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{phase} failed:\n{done.stderr[-4000:]}")
@@ -349,7 +349,7 @@ def measure(scales: list[int]) -> dict:
 def postgres_phases(year: Path, history: list[str], new_day: list[str]) -> dict | None:
     """The same backfill and new day on the production instance storage: PostgreSQL (Debian's,
     started here on loopback, fsync on) instead of the sqlite files `dagster dev` uses."""
-    from ml_assets_tests.integration.servers import postgres_binaries, postgres_server
+    from ml_assets_tests.integration.servers import image_env, postgres_binaries, postgres_server
 
     try:
         postgres_binaries()
@@ -368,9 +368,11 @@ def postgres_phases(year: Path, history: list[str], new_day: list[str]) -> dict 
                 "      scheme: postgresql+psycopg2\n"
             )
             common = {"landing": str(year), "root": str(root), "home": str(home)}
+            # The production image's settings (DAGSTER_EVENT_BATCH_SIZE), as deployed.
+            image = image_env("DAGSTER_EVENT_BATCH_SIZE")
             return {
-                "backfill": child("backfill", days=history, **common),
-                "new_day": child("backfill", days=new_day, **common),
+                "backfill": child("backfill", env=image, days=history, **common),
+                "new_day": child("backfill", env=image, days=new_day, **common),
             }
 
 

@@ -37,25 +37,29 @@ def describe_partitions(
     counted: "pd.Series | None" = None,
     per_day: dict[str, dict] | None = None,
 ) -> dict:
-    """Metadata of a partitioned table, written where it belongs; returns the run's totals.
+    """Metadata of a partitioned table: returns what every partition of the run shares, and writes
+    what is a day's own to that day.
 
-    Output metadata lands on every partition of a range run, so each day gets one
-    `add_asset_metadata` call with its own `dagster/row_count` (rows marked by `counted`, all by
-    default), `per_day` figures and the column schema (Dagster's schema-change check compares the
-    latest two events); the preview goes on the run's last day only, the event the UI shows."""
+    Shared: the run's totals and the column schema (Dagster's schema-change check compares the
+    latest two events, so every event carries it); in a one-day run also `dagster/row_count`.
+    A day's own: with `per_day` (the landing file's facts that the sensor and the row-count check
+    read back), each day gets one `add_asset_metadata` call with its `dagster/row_count` (rows
+    marked by `counted`, all by default). Each such call makes Dagster re-read every dynamic
+    partition key to validate the day (3 queries), so derived tables make none per day: a range
+    run's counts by day are in the `rows_reconcile` check (raw, valid and quarantined rows; features
+    keep every valid row). The preview goes on the run's last day, the event the UI shows."""
     keep = frame if counted is None else frame[counted]
-    counts = keep.groupby(PARTITION_COLUMN, observed=True).size() if PARTITION_COLUMN in keep else None
     days = list(context.partition_keys)
-    schema = column_schema(frame)
-    for day in days:
-        metadata = {
-            "dagster/row_count": int(counts.get(day, 0)) if counts is not None else 0,
-            **(per_day or {}).get(day, {}),
-            **schema,
-            **(preview(frame) if day == days[-1] else {}),
-        }
-        context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=day)
-    return {"rows_in_run": len(keep), "partitions_in_run": len(days)}
+    shared = {"rows_in_run": len(keep), "partitions_in_run": len(days), **column_schema(frame)}
+    if per_day is not None:
+        counts = keep.groupby(PARTITION_COLUMN, observed=True).size()
+        for day in days:
+            metadata = {"dagster/row_count": int(counts.get(day, 0)), **per_day.get(day, {})}
+            context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=day)
+    elif len(days) == 1:
+        shared["dagster/row_count"] = len(keep)
+    context.add_asset_metadata(preview(frame), asset_key=asset_key, partition_key=days[-1])
+    return shared
 
 
 def column_schema(frame: "pd.DataFrame") -> dict:

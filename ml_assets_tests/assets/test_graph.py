@@ -116,6 +116,13 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     assert raw["2013-01-15"]["source_path"].value.endswith("flights_2013-01-15.csv")
     assert sum(m["dagster/row_count"].value for m in raw.values()) == 27004
     assert features["rows_in_run"].value == 27004
+    # Derived tables: the run's totals on every day, the counts by day in the reconcile check.
+    assert "dagster/row_count" not in by_day[DAYS[0]]
+    assert by_day[DAYS[0]]["dagster/column_schema"] == features["dagster/column_schema"]
+    (reconcile,) = [e for e in first.get_asset_check_evaluations() if e.check_name == "rows_reconcile"]
+    counted = {r.data["day"]: r.data for r in reconcile.metadata["rows_by_day"].value.records}
+    assert sorted(counted) == DAYS
+    assert counted["2013-01-15"] == {"day": "2013-01-15", "raw": 894, "valid": 894, "quarantined": 0}
 
 
 def test_drift_is_judged_against_the_champions_training_profile(graph):

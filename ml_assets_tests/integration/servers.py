@@ -17,6 +17,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+def image_env(*names: str) -> dict[str, str]:
+    """Settings the production image (Dockerfile `ENV`) gives every process it runs, so the tests
+    and the bench run the production stack as deployed."""
+    import shlex
+
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    pairs = dict(
+        word.split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("ENV ")
+        for word in shlex.split(line[4:])
+    )
+    return {name: pairs[name] for name in names}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -18,6 +18,7 @@ from ml_assets_tests.integration.servers import (
     S3_CREDENTIALS,
     GraphQL,
     free_port,
+    image_env,
     postgres_server,
     process_group,
     s3_client,
@@ -82,6 +83,7 @@ def deployment(tmp_path_factory, s3_endpoint):
         env = {
             **os.environ,
             **S3_CREDENTIALS,
+            **image_env("DAGSTER_EVENT_BATCH_SIZE"),
             "DAGSTER_HOME": str(home),
             "DAGSTER_PG_HOST": pg["host"],
             "DAGSTER_PG_PORT": str(pg["port"]),
