@@ -2,8 +2,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets.domain.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from ml_assets.domain.training import ModelParams, evaluate, fit_model, score, select_window, time_split
+from ml_assets.domain.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
+from ml_assets.domain.training import (
+    ModelParams,
+    evaluate,
+    fit_model,
+    permutation_importances,
+    score,
+    select_window,
+    time_split,
+)
 
 
 def synthetic_features(days: int = 30, per_day: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -73,3 +81,16 @@ def test_model_scores_unseen_categories():
 def test_evaluate_refuses_a_single_class():
     with pytest.raises(ValueError, match="single label"):
         evaluate(np.zeros(5), np.full(5, 0.3))
+
+
+def test_permutation_importances_rank_the_signal_first_and_noise_near_zero():
+    split = time_split(synthetic_features(days=40), holdout_days=10)
+    model = fit_model(split.train, ModelParams(max_iter=60, seed=3))
+    importances = permutation_importances(model, split.holdout, seed=5)
+    assert list(importances) == list(FEATURE_COLUMNS)
+    ranked = sorted(importances, key=importances.get, reverse=True)
+    assert ranked[:2] == ["origin_mean_dep_delay", "carrier"]
+    assert importances["origin_mean_dep_delay"] > 0.2
+    noise = [v for k, v in importances.items() if k not in ("origin_mean_dep_delay", "carrier")]
+    assert max(abs(v) for v in noise) < 0.02
+    assert importances == permutation_importances(model, split.holdout, seed=5)  # seeded
