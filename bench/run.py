@@ -136,6 +136,7 @@ def cli_materialize(
     root: Path,
     landing_dir: Path,
     code: tuple[str, str] = ("-m", "ml_assets.definitions"),
+    run_config: tuple[str, ...] = (),
 ) -> dict:
     """`dagster asset materialize` as a user runs it (execute_job, the in-process executor), on
     `code` (the code location, or `-f bench/floor.py` for Dagster's floor).
@@ -155,7 +156,7 @@ def cli_materialize(
     env = {**os.environ, **local_env(root, landing_dir)}
     subprocess.run([dagster, "asset", "list", *code], check=True, env=env, capture_output=True)
     baseline = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    command = [dagster, "asset", "materialize", *code, "--select", ",".join(selection)]
+    command = [dagster, "asset", "materialize", *code, "--select", ",".join(selection), *run_config]
     if days:
         command += (
             ["--partition", days[0]] if len(days) == 1 else ["--partition-range", f"{days[0]}...{days[-1]}"]
@@ -202,7 +203,9 @@ def run_child(phase: str, args: dict) -> dict:
         return cli_materialize(DAILY, args["days"], root, landing_dir)
     if phase == "floor":
         floor = ("-f", str(REPO / "bench" / "floor.py"))
-        return cli_materialize(DAILY, args["days"], root, landing_dir, floor)
+        # The executor the code location's local environment uses (steps in the run's process).
+        in_process = ("--config-json", json.dumps({"execution": {"config": {"in_process": {}}}}))
+        return cli_materialize(DAILY, args["days"], root, landing_dir, floor, in_process)
     if phase == "bare_train":
         import pandas as pd
 
