@@ -136,6 +136,7 @@ def cli_materialize(
     root: Path,
     landing_dir: Path,
     code: tuple[str, str] = ("-m", "ml_assets.definitions"),
+    *,
     run_config: tuple[str, ...] = (),
 ) -> dict:
     """`dagster asset materialize` as a user runs it (execute_job, the in-process executor), on
@@ -205,7 +206,7 @@ def run_child(phase: str, args: dict) -> dict:
         floor = ("-f", str(REPO / "bench" / "floor.py"))
         # The executor the code location's local environment uses (steps in the run's process).
         in_process = ("--config-json", json.dumps({"execution": {"config": {"in_process": {}}}}))
-        return cli_materialize(DAILY, args["days"], root, landing_dir, floor, in_process)
+        return cli_materialize(DAILY, args["days"], root, landing_dir, floor, run_config=in_process)
     if phase == "bare_train":
         import pandas as pd
 
