@@ -54,3 +54,20 @@ def test_champion_reproduces_needs_a_champion_and_exact_scores():
     assert checks.champion_reproduces(None, 0, None).passed is False
     assert checks.champion_reproduces(0.0, 200, "3").passed is True
     assert checks.champion_reproduces(1e-3, 200, "3").passed is False
+
+
+def test_column_schema_unchanged_names_added_removed_and_retyped_columns():
+    before = {"landing_day": "object", "dep_delay": "float64", "carrier": "object"}
+    same = checks.column_schema_unchanged(checks.FEATURES, before, dict(before))
+    assert same.passed is True
+    assert same.metadata["compared_with"].value == "previous materialization"
+    first = checks.column_schema_unchanged(checks.FEATURES, None, before)
+    assert first.passed is True
+    assert first.metadata["compared_with"].value == "nothing (first materialization)"
+    after = {"landing_day": "object", "dep_delay": "Int64", "seats": "float64"}
+    changed = checks.column_schema_unchanged(checks.FEATURES, before, after)
+    assert (changed.passed, changed.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert changed.metadata["added"].value == ["seats"]
+    assert changed.metadata["removed"].value == ["carrier"]
+    assert changed.metadata["type_changes"].value == {"dep_delay": "float64 -> Int64"}
+    assert changed.description == "added: seats; removed: carrier; dep_delay: float64 -> Int64"

@@ -7,7 +7,13 @@ import dagster as dg
 from ml_assets import checks, kubernetes
 from ml_assets.assets.deployment import champion_profile
 from ml_assets.assets.ingestion import planes, weather
-from ml_assets.assets.metadata import OWNERS, DataFrame, describe_partitions
+from ml_assets.assets.metadata import (
+    OWNERS,
+    DataFrame,
+    column_types,
+    describe_partitions,
+    recorded_column_types,
+)
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LandingZone
 
@@ -39,6 +45,7 @@ def features(
     weather_table = pd.read_csv(io.BytesIO(landing.read_reference("weather.csv")))
     planes_table = pd.read_csv(io.BytesIO(landing.read_reference("planes.csv")))
     table = build_features(validated_data, weather_table, planes_table)
+    previous_columns = recorded_column_types(context, "features")
     yield dg.Output(
         table,
         metadata={
@@ -50,6 +57,7 @@ def features(
         },
     )
     yield checks.no_leakage(leaked_columns(table.columns), univariate_auc(table))
+    yield checks.column_schema_unchanged(checks.FEATURES, previous_columns, column_types(table))
     reference = champion_profile(context.instance)
     if reference is None:
         yield checks.drift_psi(None, None, len(table))

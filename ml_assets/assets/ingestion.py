@@ -3,7 +3,13 @@
 import dagster as dg
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, DataFrame, describe_partitions
+from ml_assets.assets.metadata import (
+    OWNERS,
+    DataFrame,
+    column_types,
+    describe_partitions,
+    recorded_column_types,
+)
 from ml_assets.domain.contract import FILE_ERROR, file_name_for_day
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LandingZone
@@ -59,6 +65,7 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
     rows = pd.concat(frames, ignore_index=True)
     del frames  # the generator lives until its checks are yielded: do not hold the year twice
     rows_by_day = {f["day"]: f["rows"] for f in files}
+    previous_columns = recorded_column_types(context, "raw_data")
     yield dg.Output(
         rows,
         metadata={
@@ -76,6 +83,7 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
     yield checks.raw_required_columns(rejected, len(days))
     yield checks.raw_row_count_band(row_count_anomalies(rows_by_day, history), len(rows_by_day))
     yield checks.raw_duplicate_files(files)
+    yield checks.column_schema_unchanged(checks.RAW_DATA, previous_columns, column_types(rows))
 
 
 def _source(landed: dict) -> dict:

@@ -13,6 +13,9 @@ from ml_assets.domain.contract import PARTITION_COLUMN
 if TYPE_CHECKING:
     import pandas as pd
 
+# Metadata key of a table's columns and dtypes, on every partition's event.
+COLUMN_TYPES = "column_types"
+
 # Who answers for every asset of this code location, shown in the UI and in alerts.
 OWNERS = ["team:ml-platform"]
 
@@ -38,19 +41,24 @@ def describe_partitions(
     per_day: dict[str, dict] | None = None,
 ) -> dict:
     """Metadata of a partitioned table: returns what every partition of the run shares, and writes
-    what is a day's own to that day.
+    what is a day's own, or the run's last day's, to those days.
 
-    Shared: the run's totals and the column schema (Dagster's schema-change check compares the
-    latest two events, so every event carries it); in a one-day run also `dagster/row_count`.
-    A day's own: with `per_day` (the landing file's facts that the sensor and the row-count check
-    read back), each day gets one `add_asset_metadata` call with its `dagster/row_count` (rows
-    marked by `counted`, all by default). Each such call makes Dagster re-read every dynamic
-    partition key to validate the day (3 queries), so derived tables make none per day: a range
-    run's counts by day are in the `rows_reconcile` check (raw, valid and quarantined rows; features
-    keep every valid row). The preview goes on the run's last day, the event the UI shows."""
+    Shared: the run's totals and its `column_types` (compact JSON, what the schema check compares);
+    in a one-day run also `dagster/row_count`. A day's own: with `per_day` (the landing file's
+    facts that the sensor and the row-count check read back), each day gets one
+    `add_asset_metadata` call with its `dagster/row_count` (rows marked by `counted`, all by
+    default). Each such call makes Dagster re-read every dynamic partition key to validate the day
+    (3 queries), so derived tables make none per day: a range run's counts by day are in the
+    `rows_reconcile` check (raw, valid and quarantined rows; features keep every valid row). The
+    run's days share one frame, so the UI's `dagster/column_schema` and the preview go on its last
+    day only: a full schema on every day's event cost a tenth of a year's backfill to serialize."""
     keep = frame if counted is None else frame[counted]
     days = list(context.partition_keys)
-    shared = {"rows_in_run": len(keep), "partitions_in_run": len(days), **column_schema(frame)}
+    shared = {
+        "rows_in_run": len(keep),
+        "partitions_in_run": len(days),
+        COLUMN_TYPES: dg.MetadataValue.json(column_types(frame)),
+    }
     if per_day is not None:
         counts = keep.groupby(PARTITION_COLUMN, observed=True).size()
         for day in days:
@@ -58,12 +66,25 @@ def describe_partitions(
             context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=day)
     elif len(days) == 1:
         shared["dagster/row_count"] = len(keep)
-    context.add_asset_metadata(preview(frame), asset_key=asset_key, partition_key=days[-1])
+    last = {**column_schema(frame), **preview(frame)}
+    context.add_asset_metadata(last, asset_key=asset_key, partition_key=days[-1])
     return shared
 
 
+def column_types(frame: "pd.DataFrame") -> dict[str, str]:
+    return {str(name): str(dtype) for name, dtype in frame.dtypes.items()}
+
+
+def recorded_column_types(context: dg.AssetExecutionContext, asset_key: str) -> dict[str, str] | None:
+    """`column_types` of the asset's latest materialization; read before this run records its own."""
+    records = context.instance.fetch_materializations(dg.AssetKey(asset_key), limit=1).records
+    materialization = records[0].asset_materialization if records else None
+    recorded = materialization.metadata.get(COLUMN_TYPES) if materialization else None
+    return dict(recorded.value) if recorded is not None else None
+
+
 def column_schema(frame: "pd.DataFrame") -> dict:
-    """`dagster/column_schema`: what the UI shows and the schema-change checks compare."""
+    """`dagster/column_schema`: the columns the UI shows (Overview and Columns tabs)."""
     columns = [dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in frame.dtypes.items()]
     return {"dagster/column_schema": dg.TableSchema(columns=columns)}
 

@@ -5,7 +5,13 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, DataFrame, describe_partitions
+from ml_assets.assets.metadata import (
+    OWNERS,
+    DataFrame,
+    column_types,
+    describe_partitions,
+    recorded_column_types,
+)
 from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.partitions import landing_days, single_run
 
@@ -56,6 +62,7 @@ def validated_data(context: dg.AssetExecutionContext, raw_data):
     result = validate_flights(raw_data)
     per_partition = _per_partition(raw_data, result.valid, result.quarantine, days)
     reasons = result.reason_counts
+    previous_columns = recorded_column_types(context, "validated_data")
     yield dg.Output(
         result.valid,
         output_name="validated_data",
@@ -80,5 +87,6 @@ def validated_data(context: dg.AssetExecutionContext, raw_data):
     yield checks.unique_flight_key(duplicate_keys(result.valid))
     yield checks.rows_reconcile(per_partition)
     yield checks.quarantine_share(quarantine_shares(per_partition))
+    yield checks.column_schema_unchanged(checks.VALIDATED_DATA, previous_columns, column_types(result.valid))
     if reasons:
         context.log.warning(f"quarantined {len(result.quarantine)} rows by reason: {reasons}")

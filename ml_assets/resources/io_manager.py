@@ -26,11 +26,16 @@ def _to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def split_by_partition(frame: pd.DataFrame, partition_keys: list[str]) -> dict[str, bytes]:
+def split_by_partition(
+    frame: pd.DataFrame, partition_keys: list[str], chunk_rows: int = 50_000
+) -> dict[str, bytes]:
     """One Parquet file's bytes per partition key (an empty, typed table for a key with no rows).
 
-    The frame is converted to Arrow once and sliced per key: converting 365 small frames one by
-    one cost more than writing them."""
+    Whole days are converted to Arrow together, about `chunk_rows` rows at a time, with the schema
+    inferred once from the whole frame (so a column empty in one chunk keeps its type): converting
+    365 one-day frames cost more than writing them, converting the whole year at once held a
+    second copy of it while the step's input and output were still in memory."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -42,15 +47,31 @@ def split_by_partition(frame: pd.DataFrame, partition_keys: list[str]) -> dict[s
     unknown = set(positions) - set(partition_keys)
     if unknown:
         raise ValueError(f"rows for partitions outside this run: {sorted(unknown)[:5]}")
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    parts = {}
-    for key in partition_keys:
-        rows = positions.get(key)
-        part = table.take(rows) if rows is not None else table.slice(0, 0)
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+
+    def parquet(table: pa.Table) -> bytes:
         sink = pa.BufferOutputStream()
-        pq.write_table(part, sink)
-        parts[key] = sink.getvalue().to_pybytes()
-    return parts
+        pq.write_table(table, sink)
+        return sink.getvalue().to_pybytes()
+
+    parts = {key: parquet(schema.empty_table()) for key in partition_keys if key not in positions}
+    chunks: list[list[str]] = [[]]
+    rows = 0
+    for key in (key for key in partition_keys if key in positions):
+        if chunks[-1] and rows + len(positions[key]) > chunk_rows:
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(key)
+        rows += len(positions[key])
+    for chunk in (chunk for chunk in chunks if chunk):
+        taken = frame.take(np.concatenate([positions[key] for key in chunk]))
+        table = pa.Table.from_pandas(taken, schema=schema, preserve_index=False)
+        del taken
+        offset = 0
+        for key in chunk:
+            parts[key] = parquet(table.slice(offset, len(positions[key])))
+            offset += len(positions[key])
+    return {key: parts[key] for key in partition_keys}
 
 
 def concat_parquet(files: list[bytes]) -> pd.DataFrame:

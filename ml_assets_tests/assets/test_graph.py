@@ -30,6 +30,7 @@ ALL_CHECKS = [
     "origin_slices_vs_champion",
     "champion_reproduces",
     "champion_live_quality",
+    "column_schema_unchanged",
 ]
 DAYS = [f"2013-01-{d:02d}" for d in range(1, 32)]
 TRAIN = {"ops": {"trained_model": {"config": {"holdout_days": 7, "max_iter": 150}}}}
@@ -90,10 +91,14 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     checks = {
         (e.asset_key.to_user_string(), e.check_name): e.passed for e in first.get_asset_check_evaluations()
     }
-    assert {name for _, name in checks} == {*ALL_CHECKS, "column_schema_change", "label_rate_bounds_check"}
-    assert all(checks.values()), [key for key, passed in checks.items() if not passed]
-    # Dagster's builders: three layers watched for schema changes, the label rate held in bounds.
-    assert sorted(key for key, name in checks if name == "column_schema_change") == [
+    assert {name for _, name in checks} == {*ALL_CHECKS, "label_rate_bounds_check"}
+    assert all(checks.values()), [
+        (e.asset_key, e.check_name, e.description)
+        for e in first.get_asset_check_evaluations()
+        if not e.passed
+    ]
+    # Three layers watched for schema changes (in-step); Dagster's builder holds the label rate in bounds.
+    assert sorted(key for key, name in checks if name == "column_schema_unchanged") == [
         "features",
         "raw_data",
         "validated_data",
@@ -118,7 +123,12 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     assert features["rows_in_run"].value == 27004
     # Derived tables: the run's totals on every day, the counts by day in the reconcile check.
     assert "dagster/row_count" not in by_day[DAYS[0]]
-    assert by_day[DAYS[0]]["dagster/column_schema"] == features["dagster/column_schema"]
+    assert by_day[DAYS[0]]["rows_in_run"].value == 27004
+    # One frame, one schema: compact column types on every day, the UI's full schema on the last.
+    assert "dagster/column_schema" not in by_day[DAYS[0]]
+    assert by_day[DAYS[0]]["column_types"].value == {
+        c.name: c.type for c in features["dagster/column_schema"].schema.columns
+    }
     (reconcile,) = [e for e in first.get_asset_check_evaluations() if e.check_name == "rows_reconcile"]
     counted = {r.data["day"]: r.data for r in reconcile.metadata["rows_by_day"].value.records}
     assert sorted(counted) == DAYS
@@ -144,6 +154,13 @@ def test_drift_is_judged_against_the_champions_training_profile(graph):
     assert drift.metadata["reference"].value == f"champion version {champion['champion_version']}"
     day_rows = meta(materializations(result, "features")[0], "dagster/row_count")
     assert drift.metadata["rows"].value == day_rows
+    # The day's columns were compared with the backfill's, and match.
+    (schema,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "column_schema_unchanged"]
+    assert schema.passed
+    assert schema.metadata["compared_with"].value == "previous materialization"
+    assert schema.metadata["columns"].value == len(
+        meta(materializations(result, "features")[0], "column_types")
+    )
     # The profile is the one the champion's MLflow run logged.
     client, name = registry(graph["resources"])
     run_id = client.get_model_version_by_alias(name, "champion").run_id

@@ -39,6 +39,27 @@ def test_split_by_partition_gives_every_key_a_typed_table():
         split_by_partition(pd.DataFrame({"value": [1]}), ["a"])
 
 
+def test_split_in_chunks_equals_one_conversion_and_keeps_types():
+    """Chunks of whole days give the same files as converting the frame at once, even where a
+    column is empty in a whole chunk (its type comes from the whole frame)."""
+    days = [f"d{i:02d}" for i in range(12)]
+    table = frame(days, rows_per_day=3).assign(
+        delay=pd.array([None] * 9 + list(range(27)), dtype="Int64"),
+        carrier=[None] * 9 + ["UA"] * 27,
+    )
+    table = table.iloc[::-1].reset_index(drop=True)  # days need not be in key order or contiguous
+    whole = split_by_partition(table, [*days, "empty"], chunk_rows=10**9)
+    chunked = split_by_partition(table, [*days, "empty"], chunk_rows=4)
+    assert list(chunked) == [*days, "empty"]
+    for key in whole:
+        expected = pd.read_parquet(io.BytesIO(whole[key]))
+        pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(chunked[key])), expected)
+    first = pd.read_parquet(io.BytesIO(chunked["d00"]))
+    assert first["carrier"].isna().all()
+    assert str(first["delay"].dtype) == "Int64"
+    assert first["value"].tolist() == [2, 1, 0]
+
+
 def test_concat_parquet_equals_reading_each_file_with_pandas():
     """One Arrow concatenation gives what per-file pd.read_parquet + pd.concat gave: rows in file
     order, pandas dtypes (nullable ints, strings, datetimes), empty files skipped."""
