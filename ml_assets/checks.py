@@ -153,8 +153,11 @@ def column_schema_unchanged(
     previous = previous or {}
     added = sorted(set(current) - set(previous)) if previous else []
     removed = sorted(set(previous) - set(current))
-    retyped = {c: f"{previous[c]} -> {current[c]}" for c in sorted(set(previous) & set(current))}
-    retyped = {c: change for c, change in retyped.items() if previous[c] != current[c]}
+    retyped = {
+        c: f"{previous[c]} -> {current[c]}"
+        for c in sorted(set(previous) & set(current))
+        if previous[c] != current[c]
+    }
     parts = [
         f"added: {', '.join(added)}" if added else "",
         f"removed: {', '.join(removed)}" if removed else "",
