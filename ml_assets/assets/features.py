@@ -11,9 +11,11 @@ from ml_assets.assets.metadata import (
     OWNERS,
     DataFrame,
     column_types,
+    declared_schema,
     describe_partitions,
     recorded_column_types,
 )
+from ml_assets.domain.tables import FEATURE_COLUMNS, FEATURE_TYPES
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LandingZone
 
@@ -30,6 +32,7 @@ from ml_assets.resources.landing import LandingZone
     code_version="1",
     op_tags=kubernetes.FEATURES,
     dagster_type=DataFrame,
+    metadata=declared_schema(FEATURE_TYPES),
     description="Features known 2 h before departure (schedule, plane, weather, congestion), label.",
 )
 def features(
@@ -39,7 +42,7 @@ def features(
 ):
     import pandas as pd
 
-    from ml_assets.domain.features import FEATURE_COLUMNS, build_features, leaked_columns
+    from ml_assets.domain.features import build_features, leaked_columns
     from ml_assets.domain.quality import population_stability, univariate_auc
 
     weather_table = pd.read_csv(io.BytesIO(landing.read_reference("weather.csv")))

@@ -7,10 +7,12 @@ from ml_assets.assets.metadata import (
     OWNERS,
     DataFrame,
     column_types,
+    declared_schema,
     describe_partitions,
     recorded_column_types,
 )
 from ml_assets.domain.contract import FILE_ERROR, file_name_for_day
+from ml_assets.domain.tables import RAW_TYPES
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LandingZone
 
@@ -25,6 +27,7 @@ from ml_assets.resources.landing import LandingZone
     op_tags=kubernetes.INGEST,
     check_specs=checks.RAW_DATA_CHECKS,
     dagster_type=DataFrame,
+    metadata=declared_schema(RAW_TYPES),
     description="Each landing day's flights file as landed, typed, with per-row source file and row number.",
 )
 def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):

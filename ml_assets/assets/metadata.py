@@ -4,6 +4,7 @@ Nothing here imports pandas at module load: the code location loads without it (
 0.6 s), and the steps that handle tables import it when they run.
 """
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -50,8 +51,10 @@ def describe_partitions(
     default). Each such call makes Dagster re-read every dynamic partition key to validate the day
     (3 queries), so derived tables make none per day: a range run's counts by day are in the
     `rows_reconcile` check (raw, valid and quarantined rows; features keep every valid row). The
-    run's days share one frame, so the UI's `dagster/column_schema` and the preview go on its last
-    day only: a full schema on every day's event cost a tenth of a year's backfill to serialize."""
+    run's days share one frame, so its preview goes on the last day only. The UI's column schema
+    is the asset's declared one (`declared_schema`): a full schema on every day's event cost a
+    tenth of a year's backfill to serialize, and on one day it showed only when that day's event
+    happened to be the asset's latest."""
     keep = frame if counted is None else frame[counted]
     days = list(context.partition_keys)
     shared = {
@@ -66,8 +69,7 @@ def describe_partitions(
             context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=day)
     elif len(days) == 1:
         shared["dagster/row_count"] = len(keep)
-    last = {**column_schema(frame), **preview(frame)}
-    context.add_asset_metadata(last, asset_key=asset_key, partition_key=days[-1])
+    context.add_asset_metadata(preview(frame), asset_key=asset_key, partition_key=days[-1])
     return shared
 
 
@@ -83,10 +85,14 @@ def recorded_column_types(context: dg.AssetExecutionContext, asset_key: str) -> 
     return dict(recorded.value) if recorded is not None else None
 
 
-def column_schema(frame: "pd.DataFrame") -> dict:
-    """`dagster/column_schema`: the columns the UI shows (Overview and Columns tabs)."""
-    columns = [dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in frame.dtypes.items()]
-    return {"dagster/column_schema": dg.TableSchema(columns=columns)}
+def table_schema(types: Mapping[str, str]) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name=name, type=dtype) for name, dtype in types.items()])
+
+
+def declared_schema(types: Mapping[str, str]) -> dict:
+    """Definition metadata: the table's columns as the UI shows them (Overview and Columns tabs)
+    from the moment the code location loads; `column_schema_unchanged` watches what runs write."""
+    return {"dagster/column_schema": table_schema(types)}
 
 
 def png_markdown(png: bytes, alt: str = "plot") -> dg.MetadataValue:
@@ -112,5 +118,4 @@ def preview(frame: "pd.DataFrame", rows: int = 5) -> dict:
     records = [
         dg.TableRecord({str(k): _cell(v) for k, v in row.items()}) for row in head.to_dict(orient="records")
     ]
-    schema = column_schema(head)["dagster/column_schema"]
-    return {"preview": dg.MetadataValue.table(records=records, schema=schema)}
+    return {"preview": dg.MetadataValue.table(records=records, schema=table_schema(column_types(head)))}

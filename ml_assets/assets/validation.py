@@ -9,10 +9,12 @@ from ml_assets.assets.metadata import (
     OWNERS,
     DataFrame,
     column_types,
+    declared_schema,
     describe_partitions,
     recorded_column_types,
 )
 from ml_assets.domain.contract import PARTITION_COLUMN
+from ml_assets.domain.tables import QUARANTINE_TYPES, VALIDATED_TYPES
 from ml_assets.partitions import landing_days, single_run
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ def _per_partition(raw: "pd.DataFrame", valid: "pd.DataFrame", quarantine: "pd.D
             owners=OWNERS,
             kinds={"pandas", "parquet"},
             code_version="1",
+            metadata=declared_schema(VALIDATED_TYPES),
             description="Flights that pass every row rule, with flight_date and the delay label.",
         ),
         "quarantine": dg.AssetOut(
@@ -45,6 +48,7 @@ def _per_partition(raw: "pd.DataFrame", valid: "pd.DataFrame", quarantine: "pd.D
             owners=OWNERS,
             kinds={"pandas", "parquet"},
             code_version="1",
+            metadata=declared_schema(QUARANTINE_TYPES),
             description="Rows and refused files that broke a rule: source file, row number, reason, detail.",
         ),
     },

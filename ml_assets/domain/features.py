@@ -6,50 +6,15 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.domain.contract import LABEL, OUTCOME_COLUMNS, PARTITION_COLUMN
+from ml_assets.domain.tables import (
+    CONGESTION_FEATURES,
+    FEATURE_COLUMNS,
+    KEY_COLUMNS,
+    WEATHER_FEATURES,
+)
 
 PREDICTION_LEAD_MINUTES = 120
 TAXI_IN_MINUTES = 10
-KEY_COLUMNS = ("flight_date", "carrier", "flight", "origin", "sched_dep_time", "tailnum")
-CATEGORICAL_FEATURES = ("carrier", "origin", "dest")
-WEATHER_FEATURES = (
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-)
-PLANE_FEATURES = ("plane_age", "seats", "engines")
-SCHEDULE_FEATURES = (
-    "month",
-    "day_of_week",
-    "sched_dep_minute",
-    "sched_arr_minute",
-    "sched_block_minutes",
-    "distance",
-)
-CONGESTION_FEATURES = (
-    "origin_departed",
-    "origin_mean_dep_delay",
-    "origin_share_delayed",
-    "origin_last_hour_departed",
-    "origin_last_hour_mean_dep_delay",
-    "origin_pending",
-    "origin_scheduled_next_2h",
-    "carrier_origin_mean_dep_delay",
-    "carrier_origin_departed",
-    "all_origins_mean_dep_delay",
-    "tail_last_dep_delay",
-    "dest_landed",
-    "dest_landed_mean_arr_delay",
-    "dest_landed_mean_en_route_delay",
-    "carrier_mean_dep_delay",
-)
-NUMERIC_FEATURES = SCHEDULE_FEATURES + PLANE_FEATURES + WEATHER_FEATURES + CONGESTION_FEATURES
-FEATURE_COLUMNS = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 
 _TIME_OFFSET = 2_000  # keeps shifted minutes positive inside one group's composite key
 _GROUP_STRIDE = 10_000

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.domain.contract import FLIGHT_KEY, LABEL, PARTITION_COLUMN
-from ml_assets.domain.features import NUMERIC_FEATURES
+from ml_assets.domain.tables import NUMERIC_FEATURES
 from ml_assets.domain.validation import flight_dates
 
 PSI_BINS = 10

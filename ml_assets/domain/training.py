@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.domain.contract import LABEL
-from ml_assets.domain.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
+from ml_assets.domain.tables import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
 
 # MLflow saves sklearn models with skops, which refuses types it cannot vouch for; these are the
 # ones our own pipeline is made of (we build and load only models we trained).

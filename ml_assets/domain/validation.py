@@ -16,9 +16,7 @@ from ml_assets.domain.contract import (
     REQUIRED_COLUMNS,
     RowReason,
 )
-
-QUARANTINE_REASON = "reason"
-QUARANTINE_DETAIL = "detail"
+from ml_assets.domain.tables import QUARANTINE_DETAIL, QUARANTINE_REASON
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pytest
 
 from ml_assets.definitions import defs
 from ml_assets.domain.contract import OUTCOME_COLUMNS
+from ml_assets.domain.tables import FEATURE_TYPES, QUARANTINE_TYPES, RAW_TYPES, VALIDATED_TYPES
 from ml_assets.partitions import landing_days
 from ml_assets_tests.conftest import make_resources, materialize_range, registry_client
 
@@ -105,15 +106,12 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     ]
     assert len(materializations(first, "raw_data")) == 31
     assert len(materializations(first, "features")) == 31
-    # What the UI shows of a table: its schema and its first rows, on the run's last day.
+    # What the UI shows of a table: its first rows, on the run's last day.
     by_day = {e.partition: e.materialization.metadata for e in materializations(first, "features")}
     assert "preview" not in by_day[DAYS[0]]
     features = by_day[DAYS[-1]]
     preview = features["preview"].value
     assert len(preview.records) == 5
-    assert [c.name for c in preview.schema.columns] == [
-        c.name for c in features["dagster/column_schema"].schema.columns
-    ]
     assert preview.records[0].data["landing_day"] in DAYS
     # Each day's materialization carries that day's own row count and source, not the run's.
     raw = {e.partition: e.materialization.metadata for e in materializations(first, "raw_data")}
@@ -124,15 +122,44 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     # Derived tables: the run's totals on every day, the counts by day in the reconcile check.
     assert "dagster/row_count" not in by_day[DAYS[0]]
     assert by_day[DAYS[0]]["rows_in_run"].value == 27004
-    # One frame, one schema: compact column types on every day, the UI's full schema on the last.
-    assert "dagster/column_schema" not in by_day[DAYS[0]]
-    assert by_day[DAYS[0]]["column_types"].value == {
-        c.name: c.type for c in features["dagster/column_schema"].schema.columns
-    }
+    # One frame, one schema: compact column types on every day; the UI's schema is the definition's.
+    assert "dagster/column_schema" not in features
+    assert by_day[DAYS[0]]["column_types"].value == by_day[DAYS[-1]]["column_types"].value
     (reconcile,) = [e for e in first.get_asset_check_evaluations() if e.check_name == "rows_reconcile"]
     counted = {r.data["day"]: r.data for r in reconcile.metadata["rows_by_day"].value.records}
     assert sorted(counted) == DAYS
     assert counted["2013-01-15"] == {"day": "2013-01-15", "raw": 894, "valid": 894, "quarantined": 0}
+
+
+@pytest.mark.parametrize(
+    ("asset", "declared"),
+    [
+        ("raw_data", RAW_TYPES),
+        ("validated_data", VALIDATED_TYPES),
+        ("quarantine", QUARANTINE_TYPES),
+        ("features", FEATURE_TYPES),
+    ],
+)
+def test_every_table_is_written_as_its_definition_declares(graph, asset, declared):
+    """The column schema the UI shows from the definitions is what a run writes: names, order and
+    dtypes (the preview keeps the frame's order, column_types its dtypes on every day)."""
+    (spec,) = [
+        s
+        for a in graph["assets"]
+        if isinstance(a, dg.AssetsDefinition)
+        for s in a.specs
+        if s.key.path == [asset]
+    ]
+    schema = spec.metadata["dagster/column_schema"]
+    assert [(c.name, c.type) for c in schema.columns] == list(declared.items())
+    events = materializations(graph["first"], asset)
+    assert len(events) == len(DAYS)
+    for event in events:
+        assert meta(event, "column_types") == declared
+    (last,) = [e for e in events if e.partition == DAYS[-1]]
+    assert [(c.name, c.type) for c in meta(last, "preview").schema.columns] == list(declared.items())
+    stored = pd.read_parquet(graph["root"] / "warehouse" / asset / f"{DAYS[-1]}.parquet")
+    assert {name: str(dtype) for name, dtype in stored.dtypes.items()} == declared
 
 
 def test_drift_is_judged_against_the_champions_training_profile(graph):

@@ -2,7 +2,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets.domain.features import NUMERIC_FEATURES
 from ml_assets.domain.quality import (
     duplicate_keys,
     feature_profile,
@@ -12,6 +11,7 @@ from ml_assets.domain.quality import (
     slice_auc,
     univariate_auc,
 )
+from ml_assets.domain.tables import NUMERIC_FEATURES
 
 
 def test_row_count_band_judges_against_the_trailing_days():
