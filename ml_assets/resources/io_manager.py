@@ -91,6 +91,21 @@ def concat_parquet(files: list[bytes]) -> pd.DataFrame:
     return pa.concat_tables(non_empty, promote_options="default").to_pandas()
 
 
+def release_unreachable_tables() -> None:
+    """Free what only reference cycles still hold, before a range of partitions is read.
+
+    Recording a materialization, Dagster's sqlite event storage inserts the asset key, catches the
+    IntegrityError of a key it already has, and updates instead. The caught exception's traceback
+    keeps the frames that logged the event, and with them the step's output: the previous step's
+    year-long table stayed in memory until Python's cycle collector happened to run. Measured on
+    the year's backfill: 1 in 4 hash seeds peaked at 1,170 MB instead of 940 MB (the features step
+    holding validated_data twice); a full collection costs tens of milliseconds, once per range read.
+    """
+    import gc
+
+    gc.collect()
+
+
 class ParquetTables(dg.ConfigurableIOManager):
     """DataFrames as `<asset>/<partition>.parquet`; records (dicts) as `<asset>.json`.
 
@@ -143,6 +158,8 @@ class ParquetTables(dg.ConfigurableIOManager):
         key = context.asset_key
         if context.has_asset_partitions:
             keys = list(context.asset_partition_keys)
+            if len(keys) > 1:
+                release_unreachable_tables()
             names = [self._relative(key, k, ".parquet") for k in keys]
             if (context.definition_metadata or {}).get(ALLOW_MISSING_PARTITIONS):
                 # A day held back by a blocking check has no table: train on the days that passed.

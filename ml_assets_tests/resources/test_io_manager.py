@@ -154,3 +154,34 @@ def test_missing_partitions_fail_unless_the_input_allows_them(tmp_path):
         definition_metadata={ALLOW_MISSING_PARTITIONS: True},
     )
     assert sorted(manager.load_input(allowed)["landing_day"].unique()) == [days[0], days[2]]
+
+
+def test_a_range_read_first_frees_tables_only_a_reference_cycle_holds(tmp_path):
+    """What a caught exception's traceback keeps (Dagster's asset-key insert, see
+    release_unreachable_tables) is freed before the next year-long input is read, not whenever
+    Python's cycle collector happens to run."""
+    import gc
+    import weakref
+
+    manager = ParquetIOManager(base_dir=str(tmp_path))
+    key = dg.AssetKey("table")
+    days = ["2013-01-01", "2013-01-02", "2013-01-03"]
+    manager.handle_output(_range_output_context(key, days), frame(days))
+
+    def held_by_a_traceback():
+        previous_output = frame(days, rows_per_day=1_000)
+        try:
+            raise RuntimeError("unique constraint failed")
+        except RuntimeError as error:
+            caught = error  # noqa: F841 (the frame holds the exception, its traceback the frame)
+        return weakref.ref(previous_output)
+
+    gc.disable()  # so only the read under test may collect
+    try:
+        gone = held_by_a_traceback()
+        assert gone() is not None
+        loaded = manager.load_input(_range_input_context(key, days))
+        assert gone() is None
+    finally:
+        gc.enable()
+    assert len(loaded) == 6
