@@ -41,20 +41,19 @@ def describe_partitions(
     counted: "pd.Series | None" = None,
     per_day: dict[str, dict] | None = None,
 ) -> dict:
-    """Metadata of a partitioned table: returns what every partition of the run shares, and writes
-    what is a day's own, or the run's last day's, to those days.
+    """Metadata of a partitioned table: returns what every partition of the run gets, and writes
+    what is a day's own to that day.
 
-    Shared: the run's totals and its `column_types` (compact JSON, what the schema check compares);
-    in a one-day run also `dagster/row_count`. A day's own: with `per_day` (the landing file's
-    facts that the sensor and the row-count check read back), each day gets one
-    `add_asset_metadata` call with its `dagster/row_count` (rows marked by `counted`, all by
-    default). Each such call makes Dagster re-read every dynamic partition key to validate the day
-    (3 queries), so derived tables make none per day: a range run's counts by day are in the
-    `rows_reconcile` check (raw, valid and quarantined rows; features keep every valid row). The
-    run's days share one frame, so its preview goes on the last day only. The UI's column schema
-    is the asset's declared one (`declared_schema`): a full schema on every day's event cost a
-    tenth of a year's backfill to serialize, and on one day it showed only when that day's event
-    happened to be the asset's latest."""
+    Every day: the run's totals and its `column_types` (compact JSON, what the schema check
+    compares). A one-day run returns its day's own facts with them (`dagster/row_count` of the rows
+    marked by `counted`, all by default; `per_day`'s entry, the landing file's facts that the sensor
+    and the row-count check read back; the preview), and makes no per-partition call: each
+    `add_asset_metadata(partition_key=...)` makes Dagster re-read every dynamic partition key to
+    validate the day. A range run writes `per_day` and the row count day by day where given (only
+    `raw_data`: derived tables' counts by day are in the `rows_reconcile` check), and the preview
+    on its last day only. The column schema is the asset's declared one (`declared_schema`): a full
+    schema on every day's event cost a tenth of a year's backfill to serialize, and on one day it
+    showed only when that day's event happened to be the asset's latest."""
     keep = frame if counted is None else frame[counted]
     days = list(context.partition_keys)
     shared = {
@@ -62,14 +61,19 @@ def describe_partitions(
         "partitions_in_run": len(days),
         COLUMN_TYPES: dg.MetadataValue.json(column_types(frame)),
     }
+    if len(days) == 1:
+        own = (per_day or {}).get(days[0], {})
+        return {**shared, "dagster/row_count": len(keep), **own, **preview(frame)}
+    last = preview(frame)
     if per_day is not None:
         counts = keep.groupby(PARTITION_COLUMN, observed=True).size()
         for day in days:
             metadata = {"dagster/row_count": int(counts.get(day, 0)), **per_day.get(day, {})}
-            context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=day)
-    elif len(days) == 1:
-        shared["dagster/row_count"] = len(keep)
-    context.add_asset_metadata(preview(frame), asset_key=asset_key, partition_key=days[-1])
+            context.add_asset_metadata(
+                {**metadata, **last} if day == days[-1] else metadata, asset_key=asset_key, partition_key=day
+            )
+    else:
+        context.add_asset_metadata(last, asset_key=asset_key, partition_key=days[-1])
     return shared
 
 
