@@ -9,7 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from ml_assets.domain.contract import LABEL, file_name_for_day
-from ml_assets.domain.features import build_features
+from ml_assets.domain.features import (
+    PLANE_SOURCE_COLUMNS,
+    WEATHER_SOURCE_COLUMNS,
+    build_features,
+    read_reference_table,
+)
 from ml_assets.domain.parsing import parse_landing_file
 from ml_assets.domain.training import ModelParams, fit_model, score, time_split
 from ml_assets.domain.validation import validate_flights
@@ -27,8 +32,10 @@ def ingest(landing_dir: Path, days: list[str]) -> tuple[pd.DataFrame, pd.DataFra
     """Parse every day's file, keep the valid rows, build the feature table; returns (raw, features)."""
     raw = parse(landing_dir, days)
     valid = validate_flights(raw).valid
-    weather = pd.read_csv(landing_dir / "weather.csv")
-    planes = pd.read_csv(landing_dir / "planes.csv")
+    weather, planes = (
+        read_reference_table((landing_dir / name).read_bytes(), name, columns)
+        for name, columns in (("weather.csv", WEATHER_SOURCE_COLUMNS), ("planes.csv", PLANE_SOURCE_COLUMNS))
+    )
     return raw, build_features(valid, weather, planes)
 
 

@@ -1,7 +1,5 @@
 """Leak-free model features per landing day."""
 
-import io
-
 import dagster as dg
 
 from ml_assets import checks, kubernetes
@@ -40,13 +38,21 @@ def features(
     validated_data,
     landing: LandingZone,
 ):
-    import pandas as pd
-
-    from ml_assets.domain.features import build_features, leaked_columns
+    from ml_assets.domain.features import (
+        PLANE_SOURCE_COLUMNS,
+        WEATHER_SOURCE_COLUMNS,
+        build_features,
+        leaked_columns,
+        read_reference_table,
+    )
     from ml_assets.domain.quality import population_stability, univariate_auc
 
-    weather_table = pd.read_csv(io.BytesIO(landing.read_reference("weather.csv")))
-    planes_table = pd.read_csv(io.BytesIO(landing.read_reference("planes.csv")))
+    weather_table = read_reference_table(
+        landing.read_reference("weather.csv"), landing.location("weather.csv"), WEATHER_SOURCE_COLUMNS
+    )
+    planes_table = read_reference_table(
+        landing.read_reference("planes.csv"), landing.location("planes.csv"), PLANE_SOURCE_COLUMNS
+    )
     table = build_features(validated_data, weather_table, planes_table)
     previous_columns = recorded_column_types(context, "features")
     yield dg.Output(

@@ -6,9 +6,13 @@ from ml_assets.demo import demo_data_dir
 from ml_assets.domain.contract import OUTCOME_COLUMNS
 from ml_assets.domain.features import (
     FEATURE_COLUMNS,
+    PLANE_SOURCE_COLUMNS,
+    WEATHER_SOURCE_COLUMNS,
     build_features,
     congestion_features,
     leaked_columns,
+    prepare_weather,
+    read_reference_table,
 )
 from ml_assets.domain.parsing import parse_landing_file
 from ml_assets.domain.validation import validate_flights
@@ -16,7 +20,46 @@ from ml_assets.domain.validation import validate_flights
 
 @pytest.fixture(scope="module")
 def reference():
-    return pd.read_csv(demo_data_dir() / "weather.csv"), pd.read_csv(demo_data_dir() / "planes.csv")
+    return tuple(
+        read_reference_table((demo_data_dir() / name).read_bytes(), name, columns)
+        for name, columns in (("weather.csv", WEATHER_SOURCE_COLUMNS), ("planes.csv", PLANE_SOURCE_COLUMNS))
+    )
+
+
+def test_reference_tables_read_as_pandas_reads_them(reference):
+    weather, planes = reference
+    for table, name in ((weather, "weather.csv"), (planes, "planes.csv")):
+        expected = pd.read_csv(demo_data_dir() / name)[list(table.columns)]
+        measured = [c for c in expected.columns if c in WEATHER_SOURCE_COLUMNS[5:]]
+        expected = expected.astype(dict.fromkeys(measured, "float64"))
+        pd.testing.assert_frame_equal(table, expected)
+    assert len(weather) == 26_115
+
+
+def test_a_reference_file_without_a_required_column_names_the_file_and_the_column():
+    data = b"origin,year,month,day,hour,temp\nEWR,2013,1,1,1,39.0\n"
+    rule = r"s3://b/landing/weather.csv: required columns missing: dewp, humid"
+    with pytest.raises(ValueError, match=rule):
+        read_reference_table(data, "s3://b/landing/weather.csv", WEATHER_SOURCE_COLUMNS)
+
+
+def test_a_days_features_read_only_that_days_weather(reference, valid_day):
+    weather, planes = reference
+    # Another year of readings (every value different) beside the day's own changes nothing.
+    other_year = weather.assign(year=weather["year"] + 1, temp=weather["temp"] + 40.0)
+    with_history = pd.concat([weather, other_year], ignore_index=True)
+    pd.testing.assert_frame_equal(
+        build_features(valid_day, with_history, planes), build_features(valid_day, weather, planes)
+    )
+    day = prepare_weather(with_history, np.array(["2013-01-15", "2013-01-15"], dtype=object))
+    everything = prepare_weather(with_history)
+    assert set(day["flight_date"]) == {"2013-01-15"}
+    pd.testing.assert_frame_equal(day, everything[everything["flight_date"] == "2013-01-15"])
+    assert len(day) == 3 * 24  # three airports, hourly
+    # A day with no readings at all gets its weather features as missing, not an error.
+    no_weather = build_features(valid_day, weather[weather["day"] != 15], planes)
+    assert no_weather["temp"].isna().all()
+    assert no_weather["seats"].notna().any()
 
 
 @pytest.fixture
