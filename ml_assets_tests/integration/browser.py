@@ -28,10 +28,6 @@ def browser_page(width: int = 1600, height: int = 1000) -> Iterator:
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.set_default_timeout(60_000)
-            # A fresh instance greets its first visitor with a "Join the Dagster community" modal, a
-            # moment after the page loads (later on a busy machine): dismiss it whenever it shows.
-            skip = page.get_by_role("dialog").get_by_role("button", name="Skip")
-            page.add_locator_handler(skip, lambda button: button.click())
             yield page
         finally:
             browser.close()

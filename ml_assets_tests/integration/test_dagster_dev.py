@@ -57,6 +57,8 @@ def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
     )
     assert sorted(r["jobName"] for r in ingest) == ["ingest"] * DAYS
     assert gql.partition_stats("features") == {"numMaterialized": DAYS, "numPartitions": DAYS, "numFailed": 0}
+    # The instance (the repo's dagster.yaml) opens no first-visit modal over the user's dialogs.
+    assert gql("{ shouldShowNux }") == {"shouldShowNux": False}
     # "Materialize all", clicked in a real browser: a backfill of every asset over all partitions.
     base_url, shots = dagster_dev["url"], REPO / "test-output" / "ui"  # kept for the README
     shots.mkdir(parents=True, exist_ok=True)
