@@ -9,12 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml_assets.domain.contract import LABEL, file_name_for_day
-from ml_assets.domain.features import (
-    PLANE_SOURCE_COLUMNS,
-    WEATHER_SOURCE_COLUMNS,
-    build_features,
-    read_reference_table,
-)
+from ml_assets.domain.features import build_features, read_reference_table
 from ml_assets.domain.parsing import parse_landing_file
 from ml_assets.domain.training import ModelParams, fit_model, score, time_split
 from ml_assets.domain.validation import validate_flights
@@ -33,8 +28,8 @@ def ingest(landing_dir: Path, days: list[str]) -> tuple[pd.DataFrame, pd.DataFra
     raw = parse(landing_dir, days)
     valid = validate_flights(raw).valid
     weather, planes = (
-        read_reference_table((landing_dir / name).read_bytes(), name, columns)
-        for name, columns in (("weather.csv", WEATHER_SOURCE_COLUMNS), ("planes.csv", PLANE_SOURCE_COLUMNS))
+        read_reference_table(name, (landing_dir / name).read_bytes(), str(landing_dir / name))
+        for name in ("weather.csv", "planes.csv")
     )
     return raw, build_features(valid, weather, planes)
 

@@ -38,20 +38,12 @@ def features(
     validated_data,
     landing: LandingZone,
 ):
-    from ml_assets.domain.features import (
-        PLANE_SOURCE_COLUMNS,
-        WEATHER_SOURCE_COLUMNS,
-        build_features,
-        leaked_columns,
-        read_reference_table,
-    )
+    from ml_assets.domain.features import build_features, leaked_columns, read_reference_table
     from ml_assets.domain.quality import population_stability, univariate_auc
 
-    weather_table = read_reference_table(
-        landing.read_reference("weather.csv"), landing.location("weather.csv"), WEATHER_SOURCE_COLUMNS
-    )
-    planes_table = read_reference_table(
-        landing.read_reference("planes.csv"), landing.location("planes.csv"), PLANE_SOURCE_COLUMNS
+    weather_table, planes_table = (
+        read_reference_table(name, landing.read_reference(name), landing.location(name))
+        for name in ("weather.csv", "planes.csv")
     )
     table = build_features(validated_data, weather_table, planes_table)
     previous_columns = recorded_column_types(context, "features")

@@ -129,16 +129,21 @@ def congestion_features(flights: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-WEATHER_SOURCE_COLUMNS = ("origin", "year", "month", "day", "hour", *WEATHER_FEATURES)
-PLANE_SOURCE_COLUMNS = ("tailnum", "year", "seats", "engines")
+# The columns the features read from each reference file beside the daily files.
+REFERENCE_COLUMNS = {
+    "weather.csv": ("origin", "year", "month", "day", "hour", *WEATHER_FEATURES),
+    "planes.csv": ("tailnum", "year", "seats", "engines"),
+}
 
 
-def read_reference_table(data: bytes, source: str, columns: tuple[str, ...]) -> pd.DataFrame:
-    """The `columns` of a reference CSV (weather.csv, planes.csv); a missing one is an error naming
-    `source`. Arrow's reader and only the columns used: the weather file grows with every year
-    landed, and a one-day run reads all of it (4 years: 0.31 s with pandas' reader, 0.06 s here)."""
+def read_reference_table(name: str, data: bytes, source: str) -> pd.DataFrame:
+    """The used columns (`REFERENCE_COLUMNS`) of the reference file `name`; a missing one is an
+    error naming `source`. Arrow's reader and only the columns used: the weather file grows with
+    every year landed, and a one-day run reads all of it (4 years: 0.31 s with pandas' reader,
+    0.06 s here)."""
     import io
 
+    columns = REFERENCE_COLUMNS[name]
     header = pd.read_csv(io.BytesIO(data), nrows=0).columns
     missing = [column for column in columns if column not in header]
     if missing:

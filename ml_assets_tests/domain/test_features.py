@@ -6,8 +6,7 @@ from ml_assets.demo import demo_data_dir
 from ml_assets.domain.contract import OUTCOME_COLUMNS
 from ml_assets.domain.features import (
     FEATURE_COLUMNS,
-    PLANE_SOURCE_COLUMNS,
-    WEATHER_SOURCE_COLUMNS,
+    WEATHER_FEATURES,
     build_features,
     congestion_features,
     leaked_columns,
@@ -21,8 +20,8 @@ from ml_assets.domain.validation import validate_flights
 @pytest.fixture(scope="module")
 def reference():
     return tuple(
-        read_reference_table((demo_data_dir() / name).read_bytes(), name, columns)
-        for name, columns in (("weather.csv", WEATHER_SOURCE_COLUMNS), ("planes.csv", PLANE_SOURCE_COLUMNS))
+        read_reference_table(name, (demo_data_dir() / name).read_bytes(), name)
+        for name in ("weather.csv", "planes.csv")
     )
 
 
@@ -30,7 +29,7 @@ def test_reference_tables_read_as_pandas_reads_them(reference):
     weather, planes = reference
     for table, name in ((weather, "weather.csv"), (planes, "planes.csv")):
         expected = pd.read_csv(demo_data_dir() / name)[list(table.columns)]
-        measured = [c for c in expected.columns if c in WEATHER_SOURCE_COLUMNS[5:]]
+        measured = [c for c in expected.columns if c in WEATHER_FEATURES]
         expected = expected.astype(dict.fromkeys(measured, "float64"))
         pd.testing.assert_frame_equal(table, expected)
     assert len(weather) == 26_115
@@ -40,7 +39,7 @@ def test_a_reference_file_without_a_required_column_names_the_file_and_the_colum
     data = b"origin,year,month,day,hour,temp\nEWR,2013,1,1,1,39.0\n"
     rule = r"s3://b/landing/weather.csv: required columns missing: dewp, humid"
     with pytest.raises(ValueError, match=rule):
-        read_reference_table(data, "s3://b/landing/weather.csv", WEATHER_SOURCE_COLUMNS)
+        read_reference_table("weather.csv", data, "s3://b/landing/weather.csv")
 
 
 def test_a_days_features_read_only_that_days_weather(reference, valid_day):
