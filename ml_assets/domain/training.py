@@ -138,20 +138,26 @@ def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
 
 
 def permutation_importances(model, holdout: pd.DataFrame, seed: int, rows: int = 4000) -> dict[str, float]:
-    """Mean drop in ROC AUC when each input column is shuffled, on a seeded holdout sample."""
+    """Mean drop in ROC AUC when each input column is shuffled, on a seeded holdout sample.
+
+    The sample is encoded once and the classifier scores the shuffled encoded columns: the ordinal
+    encoding maps each value to one code, so a shuffled code column is the shuffled value column
+    encoded, and the figures equal the whole pipeline's; re-encoding for each of the 109 scorings
+    (36 columns x 3 repeats + 1) was a quarter of the time."""
     from sklearn.inspection import permutation_importance
 
     sample = holdout.sample(n=min(rows, len(holdout)), random_state=seed)
+    encoded = model[:-1].transform(model_inputs(sample))
     result = permutation_importance(
-        model,
-        model_inputs(sample),
+        model[-1],
+        encoded,
         sample[LABEL].to_numpy(),
         scoring="roc_auc",
         n_repeats=3,
         random_state=seed,
     )
     return {
-        column: float(value) for column, value in zip(FEATURE_COLUMNS, result.importances_mean, strict=True)
+        column: float(value) for column, value in zip(encoded.columns, result.importances_mean, strict=True)
     }
 
 

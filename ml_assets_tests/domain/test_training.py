@@ -2,11 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_assets.domain.contract import LABEL
 from ml_assets.domain.tables import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
 from ml_assets.domain.training import (
     ModelParams,
     evaluate,
     fit_model,
+    model_inputs,
     permutation_importances,
     score,
     select_window,
@@ -94,3 +96,17 @@ def test_permutation_importances_rank_the_signal_first_and_noise_near_zero():
     noise = [v for k, v in importances.items() if k not in ("origin_mean_dep_delay", "carrier")]
     assert max(abs(v) for v in noise) < 0.02
     assert importances == permutation_importances(model, split.holdout, seed=5)  # seeded
+
+
+def test_permutation_importances_equal_shuffling_the_raw_columns_through_the_whole_pipeline():
+    from sklearn.inspection import permutation_importance
+
+    split = time_split(synthetic_features(days=30), holdout_days=10)
+    model = fit_model(split.train, ModelParams(max_iter=40, seed=3))
+    sample = split.holdout.sample(n=min(4000, len(split.holdout)), random_state=7)
+    whole = permutation_importance(
+        model, model_inputs(sample), sample[LABEL].to_numpy(), scoring="roc_auc", n_repeats=3, random_state=7
+    )
+    expected = dict(zip(FEATURE_COLUMNS, whole.importances_mean.tolist(), strict=True))
+    assert permutation_importances(model, split.holdout, seed=7) == pytest.approx(expected, abs=1e-12)
+    assert expected["carrier"] > 0.05  # a categorical column, shuffled as codes and as strings alike
