@@ -9,7 +9,12 @@ from pydantic import Field
 from ml_assets import checks, kubernetes
 from ml_assets.assets.metadata import OWNERS, DataFrame
 from ml_assets.domain.contract import LABEL
-from ml_assets.domain.promotion import decide_promotion, previous_champion
+from ml_assets.domain.promotion import (
+    DECISION_RUN_TAG,
+    decide_promotion,
+    previous_champion,
+    promoted_by_this_run,
+)
 from ml_assets.partitions import single_run
 from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
 from ml_assets.resources.mlflow import CHAMPION, HOLDOUT_SAMPLE, REFERENCE_PROFILE, MlflowTracking
@@ -105,31 +110,28 @@ def _decide(
         "roc_auc"
     ]
     current = mlflow.version_with_alias(CHAMPION)
+    if current == challenger:
+        return _already_champion(context, mlflow, challenger, challenger_auc, len(holdout))
     champion_auc = None
-    if current is not None and current != challenger:
+    if current is not None:
         champion_auc = evaluate(labels, score(mlflow.load_model(mlflow.version_uri(current)), holdout))[
             "roc_auc"
         ]
     decision = decide_promotion(
-        challenger_auc,
-        champion_auc,
-        config.promotion_margin,
-        trained_model["passed_quality_gate"],
-        already_champion=current == challenger,
+        challenger_auc, champion_auc, config.promotion_margin, trained_model["passed_quality_gate"]
     )
     if decision.promote:
         mlflow.set_alias(CHAMPION, challenger)
     action = PROMOTED if decision.promote else KEPT
-    mlflow.tag_version(
+    _tag_decision(
+        context,
+        mlflow,
         challenger,
-        {
-            "promotion_decision": action,
-            "promotion_reason": decision.reason,
-            "promotion_challenger_auc": f"{challenger_auc:.5f}",
-            "promotion_champion_auc": "" if champion_auc is None else f"{champion_auc:.5f}",
-            "promotion_holdout_rows": str(len(holdout)),
-            "promotion_dagster_run_id": context.run.run_id,
-        },
+        action,
+        decision.reason,
+        challenger_auc=challenger_auc,
+        champion_auc=champion_auc,
+        holdout_rows=len(holdout),
     )
     champion = challenger if decision.promote else current
     return _record(
@@ -140,6 +142,72 @@ def _decide(
         decision.reason,
         challenger_auc=challenger_auc,
         champion_auc=champion_auc,
+    )
+
+
+def _already_champion(
+    context: dg.AssetExecutionContext,
+    mlflow: MlflowTracking,
+    challenger: str,
+    challenger_auc: float,
+    holdout_rows: int,
+) -> dict:
+    """The challenger holds 'champion' already: finish this run's own earlier attempt, or report
+    it kept without touching the tags of the run that promoted it (rollback searches for them)."""
+    tags = mlflow.version_tags(challenger)
+    if not promoted_by_this_run(tags, context.run.run_id):
+        reason = (
+            f"challenger already holds the champion alias (promoted by Dagster run {tags[DECISION_RUN_TAG]})"
+        )
+        return _record(
+            mlflow,
+            challenger,
+            challenger,
+            KEPT,
+            reason,
+            challenger_auc=challenger_auc,
+            champion_auc=challenger_auc,
+        )
+    # A retry after the alias moved, e.g. the tracking server dropped out while the decision was
+    # being recorded: judging again would compare the challenger with itself and call it 'kept'.
+    reason = tags.get("promotion_reason") or "promoted by an earlier attempt of this run"
+    recorded_auc = tags.get("promotion_champion_auc")
+    champion_auc = float(recorded_auc) if recorded_auc else None
+    _tag_decision(
+        context,
+        mlflow,
+        challenger,
+        PROMOTED,
+        reason,
+        challenger_auc=challenger_auc,
+        champion_auc=champion_auc,
+        holdout_rows=holdout_rows,
+    )
+    return _record(
+        mlflow,
+        challenger,
+        challenger,
+        PROMOTED,
+        reason,
+        challenger_auc=challenger_auc,
+        champion_auc=champion_auc,
+    )
+
+
+def _tag_decision(
+    context, mlflow, version, action, reason, *, challenger_auc, champion_auc, holdout_rows
+) -> None:
+    """Record on the model version why it was or was not promoted, and by which Dagster run."""
+    mlflow.tag_version(
+        version,
+        {
+            "promotion_decision": action,
+            "promotion_reason": reason,
+            "promotion_challenger_auc": f"{challenger_auc:.5f}",
+            "promotion_champion_auc": "" if champion_auc is None else f"{champion_auc:.5f}",
+            "promotion_holdout_rows": str(holdout_rows),
+            DECISION_RUN_TAG: context.run.run_id,
+        },
     )
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+# The model-version tag naming the Dagster run whose decision the version's promotion tags record.
+DECISION_RUN_TAG = "promotion_dagster_run_id"
 
 
 @dataclass(frozen=True)
@@ -19,18 +23,12 @@ def decide_promotion(
     champion_auc: float | None,
     margin: float,
     challenger_passed_gate: bool,
-    *,
-    already_champion: bool = False,
 ) -> PromotionDecision:
     """Promote when there is no champion, or the challenger beats it by at least `margin` ROC AUC.
 
     Both scores must come from the same holdout rows; a challenger that failed its quality gate
     is never promoted.
     """
-    if already_champion:
-        return PromotionDecision(
-            False, "challenger already holds the champion alias", challenger_auc, challenger_auc, margin
-        )
     if not challenger_passed_gate:
         return PromotionDecision(
             False, "challenger failed its quality gate", challenger_auc, champion_auc, margin
@@ -49,6 +47,16 @@ def decide_promotion(
     return PromotionDecision(
         False, f"challenger gains {gain:+.4f}, under margin {margin}", challenger_auc, champion_auc, margin
     )
+
+
+def promoted_by_this_run(version_tags: Mapping[str, str], run_id: str) -> bool:
+    """For a challenger found already holding 'champion': True when an earlier attempt of run `run_id`
+    moved the alias there, so this attempt finishes that decision instead of judging it again.
+
+    The decision tags then name this run, or are missing because the attempt stopped between
+    moving the alias and recording why; tags naming another run mean that run promoted it.
+    """
+    return version_tags.get(DECISION_RUN_TAG, run_id) == run_id
 
 
 def previous_champion(promoted_versions: list[str], current: str | None) -> str | None:

@@ -208,6 +208,9 @@ class MlflowTracking(dg.ConfigurableResource):
                 if current != value:
                     client.set_model_version_tag(self.registered_model_name, version, key, value)
 
+    def version_tags(self, version: str) -> dict[str, str]:
+        return dict(self.client().get_model_version(self.registered_model_name, version).tags)
+
     def versions_tagged(self, key: str, value: str) -> list[str]:
         found = self.client().search_model_versions(
             f"name='{self.registered_model_name}' and tags.{key}='{value}'"

@@ -6,11 +6,13 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+import requests
 
 from ml_assets.definitions import defs
 from ml_assets.domain.contract import OUTCOME_COLUMNS
 from ml_assets.domain.tables import FEATURE_TYPES, QUARANTINE_TYPES, RAW_TYPES, VALIDATED_TYPES
 from ml_assets.partitions import landing_days
+from ml_assets.resources.mlflow import MlflowTracking
 from ml_assets_tests.conftest import make_resources, materialize_range, registry_client
 
 ALL_CHECKS = [
@@ -364,3 +366,58 @@ def test_degraded_champion_launches_a_retrain(graph):
     (request,) = retrain_on_degradation.evaluate_tick(context).run_requests
     assert request.run_key == f"degraded:{record.run_id}"
     assert request.tags["ml_assets/retrain_reason"].startswith("live ROC AUC")
+
+
+DROPPED: list[str] = []
+
+
+class DropsWhileRecording(MlflowTracking):
+    """A tracking server that drops out once: after the alias moved, before the decision is recorded."""
+
+    def tag_version(self, version: str, tags: dict[str, str]) -> None:
+        if "promotion_decision" in tags and not DROPPED:
+            DROPPED.append(version)
+            raise requests.exceptions.ConnectionError("Connection refused")
+        super().tag_version(version, tags)
+
+
+def test_a_decision_retried_after_the_alias_moved_is_recorded_as_the_promotion(graph):
+    tracking = graph["resources"]["mlflow"]
+    flaky = DropsWhileRecording(
+        tracking_uri=tracking.tracking_uri, artifact_location=tracking.artifact_location
+    )
+    forced = {
+        "ops": {
+            "trained_model": {"config": {"holdout_days": 7, "max_iter": 40}},
+            "production_model": {"config": {"promotion_margin": -1.0}},
+        }
+    }
+    result = dg.materialize(
+        graph["assets"],
+        selection=["trained_model", "production_model"],
+        instance=graph["instance"],
+        resources={**graph["resources"], "mlflow": flaky},
+        run_config=forced,
+    )
+    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert [e.step_key for e in retries] == ["production_model"]
+    (production,) = materializations(result, "production_model")
+    challenger = DROPPED[0]
+    assert (meta(production, "action"), meta(production, "champion_version")) == ("promoted", challenger)
+    assert meta(production, "decision").startswith("promoted by an earlier attempt")
+    client, name = registry(graph["resources"])
+    tags = client.get_model_version(name, challenger).tags
+    assert (tags["promotion_decision"], tags["promotion_dagster_run_id"]) == ("promoted", result.run_id)
+    # Deciding again later on the same challenger keeps it and leaves that record alone.
+    again = dg.materialize(
+        graph["assets"],
+        selection=["production_model"],
+        instance=graph["instance"],
+        resources=graph["resources"],
+        run_config={"ops": {"production_model": forced["ops"]["production_model"]}},
+    )
+    (kept,) = materializations(again, "production_model")
+    assert (meta(kept, "action"), meta(kept, "champion_version")) == ("kept_champion", challenger)
+    assert meta(kept, "decision").endswith(f"(promoted by Dagster run {result.run_id})")
+    assert client.get_model_version(name, challenger).tags["promotion_dagster_run_id"] == result.run_id
+    assert str(client.get_registered_model(name).aliases["champion"]) == challenger

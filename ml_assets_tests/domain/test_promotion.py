@@ -28,3 +28,17 @@ def test_previous_champion_is_the_latest_promoted_before_the_current():
     assert previous_champion(["1", "3", "10"], "3") == "1"
     assert previous_champion(["1"], "1") is None
     assert previous_champion([], None) is None
+
+
+@pytest.mark.parametrize(
+    ("tags", "finishes"),
+    [
+        ({"promotion_decision": "promoted", "promotion_dagster_run_id": "run-a"}, True),
+        ({}, True),  # the earlier attempt moved the alias and stopped before recording why
+        ({"promotion_decision": "promoted", "promotion_dagster_run_id": "run-b"}, False),
+    ],
+)
+def test_only_this_runs_own_earlier_attempt_is_finished(tags, finishes):
+    from ml_assets.domain.promotion import promoted_by_this_run
+
+    assert promoted_by_this_run(tags, "run-a") is finishes
