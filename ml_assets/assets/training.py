@@ -212,18 +212,22 @@ def _log_training_run(
         for name, png in figures.items():
             _log_bytes(mlflow_lib, name, png)
         _log_holdout_sample(mlflow_lib, split.holdout, holdout_proba)
-        example = model_inputs(split.holdout.head(5))
-        info = mlflow_lib.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, score(model, split.holdout.head(5))),
-            input_example=example,
-            registered_model_name=mlflow.registered_model_name,
-            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
-            # Named, not inferred: MLflow's inference runs a subprocess importing the model (~2 s).
-            pip_requirements=model_requirements(),
-        )
-        version = str(info.registered_model_version)
+        # A retry resumes this MLflow run (dagster-mlflow finds it by the Dagster run id); when an
+        # earlier attempt registered the model before failing, registering again would orphan a version.
+        version = mlflow.version_of_run(run.info.run_id) if context.retry_number else None
+        if version is None:
+            example = model_inputs(split.holdout.head(5))
+            info = mlflow_lib.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(example, score(model, split.holdout.head(5))),
+                input_example=example,
+                registered_model_name=mlflow.registered_model_name,
+                skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+                # Named, not inferred: MLflow's inference runs a subprocess importing the model (~2 s).
+                pip_requirements=model_requirements(),
+            )
+            version = str(info.registered_model_version)
         mlflow.set_alias(CHALLENGER, version)
         context.log.info(f"logged MLflow run {run.info.run_id}; registered version {version} as challenger")
         return version, run.info.run_id, run.info.experiment_id

@@ -208,6 +208,13 @@ class MlflowTracking(dg.ConfigurableResource):
                 if current != value:
                     client.set_model_version_tag(self.registered_model_name, version, key, value)
 
+    def version_of_run(self, run_id: str) -> str | None:
+        """The version registered from MLflow run `run_id`, or None."""
+        found = self.client().search_model_versions(
+            f"name='{self.registered_model_name}' and run_id='{run_id}'"
+        )
+        return str(max(int(v.version) for v in found)) if found else None
+
     def version_tags(self, version: str) -> dict[str, str]:
         return dict(self.client().get_model_version(self.registered_model_name, version).tags)
 

@@ -368,24 +368,61 @@ def test_degraded_champion_launches_a_retrain(graph):
     assert request.tags["ml_assets/retrain_reason"].startswith("live ROC AUC")
 
 
-DROPPED: list[str] = []
+DROPPED: dict[str, str] = {}
 
 
-class DropsWhileRecording(MlflowTracking):
-    """A tracking server that drops out once: after the alias moved, before the decision is recorded."""
+class DropsOnce(MlflowTracking):
+    """A tracking server that drops out once, at the call `drop_on` names."""
+
+    drop_on: str
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self._drop_once(f"{alias} alias", version)
+        super().set_alias(alias, version)
 
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
-        if "promotion_decision" in tags and not DROPPED:
-            DROPPED.append(version)
-            raise requests.exceptions.ConnectionError("Connection refused")
+        self._drop_once("decision tags" if "promotion_decision" in tags else "tags", version)
         super().tag_version(version, tags)
+
+    def _drop_once(self, call: str, version: str) -> None:
+        if call == self.drop_on and call not in DROPPED:
+            DROPPED[call] = version
+            raise requests.exceptions.ConnectionError("Connection refused")
+
+
+def drops_once(graph, call: str) -> DropsOnce:
+    tracking = graph["resources"]["mlflow"]
+    return DropsOnce(
+        tracking_uri=tracking.tracking_uri, artifact_location=tracking.artifact_location, drop_on=call
+    )
+
+
+def retried_steps(result) -> list[str]:
+    return [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+
+
+def test_a_training_retry_after_registration_registers_no_second_version(graph):
+    client, name = registry(graph["resources"])
+    before = len(client.search_model_versions(f"name='{name}'"))
+    result = dg.materialize(
+        graph["assets"],
+        selection=["trained_model"],
+        instance=graph["instance"],
+        resources={**graph["resources"], "mlflow": drops_once(graph, "challenger alias")},
+        run_config={"ops": {"trained_model": {"config": {"holdout_days": 7, "max_iter": 40}}}},
+    )
+    assert retried_steps(result) == ["trained_model"]
+    (trained,) = materializations(result, "trained_model")
+    version = DROPPED["challenger alias"]
+    assert meta(trained, "model_version") == version
+    assert len(client.search_model_versions(f"name='{name}'")) == before + 1
+    assert str(client.get_registered_model(name).aliases["challenger"]) == version
+    run = client.get_run(meta(trained, "mlflow_run_id"))
+    assert (run.info.status, run.data.tags["dagster_run_id"]) == ("FINISHED", result.run_id)
+    assert client.get_model_version(name, version).run_id == run.info.run_id
 
 
 def test_a_decision_retried_after_the_alias_moved_is_recorded_as_the_promotion(graph):
-    tracking = graph["resources"]["mlflow"]
-    flaky = DropsWhileRecording(
-        tracking_uri=tracking.tracking_uri, artifact_location=tracking.artifact_location
-    )
     forced = {
         "ops": {
             "trained_model": {"config": {"holdout_days": 7, "max_iter": 40}},
@@ -396,13 +433,12 @@ def test_a_decision_retried_after_the_alias_moved_is_recorded_as_the_promotion(g
         graph["assets"],
         selection=["trained_model", "production_model"],
         instance=graph["instance"],
-        resources={**graph["resources"], "mlflow": flaky},
+        resources={**graph["resources"], "mlflow": drops_once(graph, "decision tags")},
         run_config=forced,
     )
-    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
-    assert [e.step_key for e in retries] == ["production_model"]
+    assert retried_steps(result) == ["production_model"]
     (production,) = materializations(result, "production_model")
-    challenger = DROPPED[0]
+    challenger = DROPPED["decision tags"]
     assert (meta(production, "action"), meta(production, "champion_version")) == ("promoted", challenger)
     assert meta(production, "decision").startswith("promoted by an earlier attempt")
     client, name = registry(graph["resources"])
