@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PROMOTED, KEPT, ROLLED_BACK = "promoted", "kept_champion", "rolled_back"
+ROLLED_BACK_BY_TAG = "rolled_back_by_dagster_run_id"
 
 
 class PromotionConfig(dg.Config):
@@ -213,19 +214,23 @@ def _tag_decision(
 
 def _roll_back(context: dg.AssetExecutionContext, mlflow: MlflowTracking) -> dict:
     """Give 'champion' back to the version promoted before the current one, and record who did it."""
-    current = mlflow.version_with_alias(CHAMPION)
+    run_id = context.run.run_id
+    # The version left is tagged before the alias moves: a retry of this run (the server dropped out
+    # mid-way) finds where it started and finishes that rollback instead of going back one more.
+    started = mlflow.versions_tagged(ROLLED_BACK_BY_TAG, run_id)
+    current = started[0] if started else mlflow.version_with_alias(CHAMPION)
     promoted = mlflow.versions_tagged("promotion_decision", PROMOTED)
     target = previous_champion(promoted, current)
     if target is None:
         raise dg.Failure(
             description=f"no earlier champion to roll back to (champion: {current}, promoted: {promoted})"
         )
+    if not started:
+        mlflow.tag_version(current, {ROLLED_BACK_BY_TAG: run_id})
     mlflow.set_alias(CHAMPION, target)
     reason = f"rolled back from version {current} to version {target}"
-    mlflow.tag_version(current, {"rolled_back_by_dagster_run_id": context.run.run_id})
     mlflow.tag_version(
-        target,
-        {"promotion_decision": PROMOTED, "restored_from": str(current), "restored_by": context.run.run_id},
+        target, {"promotion_decision": PROMOTED, "restored_from": str(current), "restored_by": run_id}
     )
     return _record(mlflow, target, current, ROLLED_BACK, reason, challenger_auc=None, champion_auc=None)
 

@@ -372,25 +372,21 @@ DROPPED: dict[str, str] = {}
 
 
 class DropsOnce(MlflowTracking):
-    """A tracking server that drops out once, at the call `drop_on` names."""
+    """A tracking server that loses its answer once: the alias `drop_on` names ("champion alias") is
+    set, then the connection drops, so the step retries against a registry that already changed."""
 
     drop_on: str
 
     def set_alias(self, alias: str, version: str) -> None:
-        self._drop_once(f"{alias} alias", version)
         super().set_alias(alias, version)
-
-    def tag_version(self, version: str, tags: dict[str, str]) -> None:
-        self._drop_once("decision tags" if "promotion_decision" in tags else "tags", version)
-        super().tag_version(version, tags)
-
-    def _drop_once(self, call: str, version: str) -> None:
+        call = f"{alias} alias"
         if call == self.drop_on and call not in DROPPED:
             DROPPED[call] = version
             raise requests.exceptions.ConnectionError("Connection refused")
 
 
 def drops_once(graph, call: str) -> DropsOnce:
+    DROPPED.pop(call, None)
     tracking = graph["resources"]["mlflow"]
     return DropsOnce(
         tracking_uri=tracking.tracking_uri, artifact_location=tracking.artifact_location, drop_on=call
@@ -433,12 +429,12 @@ def test_a_decision_retried_after_the_alias_moved_is_recorded_as_the_promotion(g
         graph["assets"],
         selection=["trained_model", "production_model"],
         instance=graph["instance"],
-        resources={**graph["resources"], "mlflow": drops_once(graph, "decision tags")},
+        resources={**graph["resources"], "mlflow": drops_once(graph, "champion alias")},
         run_config=forced,
     )
     assert retried_steps(result) == ["production_model"]
     (production,) = materializations(result, "production_model")
-    challenger = DROPPED["decision tags"]
+    challenger = DROPPED["champion alias"]
     assert (meta(production, "action"), meta(production, "champion_version")) == ("promoted", challenger)
     assert meta(production, "decision").startswith("promoted by an earlier attempt")
     client, name = registry(graph["resources"])
@@ -457,3 +453,29 @@ def test_a_decision_retried_after_the_alias_moved_is_recorded_as_the_promotion(g
     assert meta(kept, "decision").endswith(f"(promoted by Dagster run {result.run_id})")
     assert client.get_model_version(name, challenger).tags["promotion_dagster_run_id"] == result.run_id
     assert str(client.get_registered_model(name).aliases["champion"]) == challenger
+
+
+def test_a_rollback_retried_after_the_alias_moved_goes_back_one_version_only(graph):
+    client, name = registry(graph["resources"])
+    before = str(client.get_registered_model(name).aliases["champion"])
+    forced = {
+        "ops": {
+            "trained_model": {"config": {"holdout_days": 7, "max_iter": 40}},
+            "production_model": {"config": {"promotion_margin": -1.0}},
+        }
+    }
+    (promoted,) = materializations(retrain(graph, forced), "production_model")
+    newest = meta(promoted, "champion_version")
+    rollback = dg.materialize(
+        graph["assets"],
+        selection=["production_model"],
+        instance=graph["instance"],
+        resources={**graph["resources"], "mlflow": drops_once(graph, "champion alias")},
+        run_config={"ops": {"production_model": {"config": {"rollback": True}}}},
+    )
+    assert retried_steps(rollback) == ["production_model"]
+    (rolled,) = materializations(rollback, "production_model")
+    assert (meta(rolled, "action"), meta(rolled, "champion_version")) == ("rolled_back", before)
+    assert meta(rolled, "decision") == f"rolled back from version {newest} to version {before}"
+    assert str(client.get_registered_model(name).aliases["champion"]) == before
+    assert client.get_model_version(name, before).tags["restored_from"] == newest
