@@ -83,8 +83,9 @@ BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
   ... on PartitionBackfill { status numPartitions } } }"""
 PARTITION_STATS = """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
   partitionStats { numMaterialized numPartitions numFailed } } } }"""
-ASSET_METADATA = """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
-  assetMaterializations(limit: 1) { metadataEntries { label ... on TextMetadataEntry { text } } } } } }"""
+ASSET_METADATA = """query($key: AssetKeyInput!, $limit: Int!) { assetOrError(assetKey: $key) { ... on Asset {
+  assetMaterializations(limit: $limit) { runId metadataEntries { label ... on TextMetadataEntry { text } } }
+} } }"""
 BACKFILL_DONE = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
@@ -112,8 +113,15 @@ class GraphQL:
         return self(PARTITION_STATS, key={"path": [asset]})["assetNodeOrError"]["partitionStats"]
 
     def latest_metadata(self, asset: str) -> dict[str, str | None]:
-        entries = self(ASSET_METADATA, key={"path": [asset]})["assetOrError"]
-        return {e["label"]: e.get("text") for e in entries["assetMaterializations"][0]["metadataEntries"]}
+        (latest,) = self.metadata_by_run(asset, limit=1).values()
+        return latest
+
+    def metadata_by_run(self, asset: str, limit: int = 20) -> dict[str, dict[str, str | None]]:
+        """The text metadata of `asset`'s latest materializations, by the run that recorded each."""
+        events = self(ASSET_METADATA, key={"path": [asset]}, limit=limit)["assetOrError"][
+            "assetMaterializations"
+        ]
+        return {e["runId"]: {m["label"]: m.get("text") for m in e["metadataEntries"]} for e in events}
 
     def backfill_all(self, assets: list[str], timeout: float) -> dict:
         """Launch a backfill of `assets` over all partitions, as "Materialize all" does; wait for it."""

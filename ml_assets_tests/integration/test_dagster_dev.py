@@ -72,7 +72,9 @@ def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
         page.goto(f"{base_url}/assets/production_model")
         champion_row = page.locator("tr", has_text="champion_version").first
         assert champion_row.inner_text().split()[-1] == "1"
-        assert "promoted" in page.locator("tr", has_text="action").first.inner_text()
+        # The latest decision may already be the automation's (see below): either way it is shown.
+        action = page.locator("tr", has_text="action").first.inner_text().split()[-1]
+        assert action in {"promoted", "kept_champion"}
         page.screenshot(path=str(shots / "production-model.png"))
         # The model's plots are images in the metadata, not links to a notebook.
         page.goto(f"{base_url}/assets/trained_model")
@@ -94,6 +96,11 @@ def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
     # The daily chain over all 14 days as one run, the models, the day scores and the monitoring:
     # a handful of runs, not one per day.
     assert 2 <= len(backfill_runs) <= 4, [r["assetSelection"] for r in backfill_runs]
+    # The backfill's decision promoted version 1; the retrain's decision (same data and seed) kept it.
+    decisions = gql.metadata_by_run("production_model")
+    (backfill_decision,) = [decisions[r["runId"]] for r in backfill_runs if r["runId"] in decisions]
+    assert (backfill_decision["action"], backfill_decision["champion_version"]) == ("promoted", "1")
+    assert {d["action"] for d in decisions.values()} <= {"promoted", "kept_champion"}
     record = json.loads((dagster_dev["root"] / "warehouse" / "production_model.json").read_text())
     assert record["champion_version"] == "1"
     client = registry_client(dagster_dev["env"]["MLFLOW_TRACKING_URI"])
