@@ -156,39 +156,33 @@ def _already_champion(
     """The challenger holds 'champion' already: finish this run's own earlier attempt, or report
     it kept without touching the tags of the run that promoted it (rollback searches for them)."""
     tags = mlflow.version_tags(challenger)
-    if not promoted_by_this_run(tags, context.run.run_id):
+    if promoted_by_this_run(tags, context.run.run_id):
+        # A retry after the alias moved, e.g. the tracking server dropped out while the decision was
+        # being recorded: judging again would compare the challenger with itself and call it 'kept'.
+        action = PROMOTED
+        reason = tags.get("promotion_reason") or "promoted by an earlier attempt of this run"
+        recorded_auc = tags.get("promotion_champion_auc")
+        champion_auc = float(recorded_auc) if recorded_auc else None
+        _tag_decision(
+            context,
+            mlflow,
+            challenger,
+            action,
+            reason,
+            challenger_auc=challenger_auc,
+            champion_auc=champion_auc,
+            holdout_rows=holdout_rows,
+        )
+    else:
+        action, champion_auc = KEPT, challenger_auc
         reason = (
             f"challenger already holds the champion alias (promoted by Dagster run {tags[DECISION_RUN_TAG]})"
         )
-        return _record(
-            mlflow,
-            challenger,
-            challenger,
-            KEPT,
-            reason,
-            challenger_auc=challenger_auc,
-            champion_auc=challenger_auc,
-        )
-    # A retry after the alias moved, e.g. the tracking server dropped out while the decision was
-    # being recorded: judging again would compare the challenger with itself and call it 'kept'.
-    reason = tags.get("promotion_reason") or "promoted by an earlier attempt of this run"
-    recorded_auc = tags.get("promotion_champion_auc")
-    champion_auc = float(recorded_auc) if recorded_auc else None
-    _tag_decision(
-        context,
-        mlflow,
-        challenger,
-        PROMOTED,
-        reason,
-        challenger_auc=challenger_auc,
-        champion_auc=champion_auc,
-        holdout_rows=holdout_rows,
-    )
     return _record(
         mlflow,
         challenger,
         challenger,
-        PROMOTED,
+        action,
         reason,
         challenger_auc=challenger_auc,
         champion_auc=champion_auc,
