@@ -11,6 +11,7 @@ from ml_assets.assets.metadata import OWNERS, DataFrame
 from ml_assets.domain.contract import LABEL
 from ml_assets.domain.promotion import (
     DECISION_RUN_TAG,
+    DECISION_TAG,
     decide_promotion,
     previous_champion,
     promoted_by_this_run,
@@ -196,7 +197,7 @@ def _tag_decision(
     mlflow.tag_version(
         version,
         {
-            "promotion_decision": action,
+            DECISION_TAG: action,
             "promotion_reason": reason,
             "promotion_challenger_auc": f"{challenger_auc:.5f}",
             "promotion_champion_auc": "" if champion_auc is None else f"{champion_auc:.5f}",
@@ -213,7 +214,7 @@ def _roll_back(context: dg.AssetExecutionContext, mlflow: MlflowTracking) -> dic
     # mid-way) finds where it started and finishes that rollback instead of going back one more.
     started = mlflow.versions_tagged(ROLLED_BACK_BY_TAG, run_id)
     current = started[0] if started else mlflow.version_with_alias(CHAMPION)
-    promoted = mlflow.versions_tagged("promotion_decision", PROMOTED)
+    promoted = mlflow.versions_tagged(DECISION_TAG, PROMOTED)
     target = previous_champion(promoted, current)
     if target is None:
         raise dg.Failure(
@@ -223,9 +224,7 @@ def _roll_back(context: dg.AssetExecutionContext, mlflow: MlflowTracking) -> dic
         mlflow.tag_version(current, {ROLLED_BACK_BY_TAG: run_id})
     mlflow.set_alias(CHAMPION, target)
     reason = f"rolled back from version {current} to version {target}"
-    mlflow.tag_version(
-        target, {"promotion_decision": PROMOTED, "restored_from": str(current), "restored_by": run_id}
-    )
+    mlflow.tag_version(target, {DECISION_TAG: PROMOTED, "restored_from": str(current), "restored_by": run_id})
     return _record(mlflow, target, current, ROLLED_BACK, reason, challenger_auc=None, champion_auc=None)
 
 
