@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# Model-version tags: the decision (promoted / kept_champion / rolled_back) and the Dagster run whose
-# decision the version's promotion tags record; rollback looks champions up by the first.
+# Model-version tags: the decision ("promoted" or "kept_champion"; a rollback re-tags the version it
+# restores "promoted") and the Dagster run whose decision they record. Rollback finds earlier
+# champions by the first.
 DECISION_TAG = "promotion_decision"
 DECISION_RUN_TAG = "promotion_dagster_run_id"
 
