@@ -2,7 +2,8 @@
 
 `python -m bench.partition_metadata 365 1460 5840`: one single-run backfill per count, on a sqlite
 instance of its own, of an asset that only calls `add_asset_metadata(partition_key=...)` once per
-day (what `raw_data` does for its per-day facts); prints the loop's time and the cost per call.
+day (what `raw_data` did for its per-day facts until it wrote them as one table on the run's last
+day); prints the loop's time and the cost per call.
 """
 
 import datetime

@@ -216,12 +216,17 @@ def raw_required_columns(rejected: list[dict], files: int) -> dg.AssetCheckResul
     )
 
 
-def raw_row_count_band(anomalies: list[dict], judged: int) -> dg.AssetCheckResult:
+def raw_row_count_band(anomalies: list[dict], judged: int, history_days: int) -> dg.AssetCheckResult:
     return _result(
         RAW_DATA,
         "row_count_in_band",
         not anomalies,
-        {"days_judged": judged, "anomalies": dg.MetadataValue.json(anomalies[:50]), "tolerance": 0.5},
+        {
+            "days_judged": judged,
+            "earlier_days_read": history_days,
+            "anomalies": dg.MetadataValue.json(anomalies[:50]),
+            "tolerance": 0.5,
+        },
         "; ".join(f"{a['day']}: {a['rows']} rows, band {a['band']}" for a in anomalies[:5]) or None,
         severity=dg.AssetCheckSeverity.WARN,
     )

@@ -10,6 +10,7 @@ from ml_assets.assets.metadata import (
     declared_schema,
     describe_partitions,
     recorded_column_types,
+    recorded_partition_facts,
 )
 from ml_assets.domain.contract import FILE_ERROR, file_name_for_day
 from ml_assets.domain.tables import RAW_TYPES
@@ -84,7 +85,7 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
     history = _rows_by_day_before(context, min(days))
     yield checks.raw_files_parse(rejected, len(days))
     yield checks.raw_required_columns(rejected, len(days))
-    yield checks.raw_row_count_band(row_count_anomalies(rows_by_day, history), len(rows_by_day))
+    yield checks.raw_row_count_band(row_count_anomalies(rows_by_day, history), len(rows_by_day), len(history))
     yield checks.raw_duplicate_files(files)
     yield checks.column_schema_unchanged(checks.RAW_DATA, previous_columns, column_types(rows))
 
@@ -96,21 +97,11 @@ def _source(landed: dict) -> dict:
 
 
 def _rows_by_day_before(context: dg.AssetExecutionContext, day: str, window: int = 14) -> dict[str, int]:
-    """Row counts of the `window` landing days before `day`, from raw_data's recorded materializations."""
+    """Row counts of the `window` landing days before `day`, as raw_data last recorded them."""
     earlier = sorted(k for k in context.instance.get_dynamic_partitions(landing_days.name) if k < day)
-    earlier = earlier[-window:]
-    if not earlier:
-        return {}
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=earlier), limit=len(earlier) * 4
-    ).records
-    history: dict[str, int] = {}
-    for record in records:  # newest first: the first figure seen for a day is its latest
-        materialization = record.asset_materialization
-        recorded = materialization.metadata.get("dagster/row_count") if materialization else None
-        if recorded is not None and materialization.partition in earlier:
-            history.setdefault(materialization.partition, int(recorded.value))
-    return history
+    recorded = recorded_partition_facts(context.instance, "raw_data", earlier[-window:])
+    counts = {d: f.get("dagster/row_count") for d, f in recorded.items()}
+    return {d: int(n) for d, n in counts.items() if n is not None}
 
 
 # Reference tables are kept up to date outside this pipeline: external assets give them lineage in

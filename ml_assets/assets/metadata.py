@@ -4,7 +4,7 @@ Nothing here imports pandas at module load: the code location loads without it (
 0.6 s), and the steps that handle tables import it when they run.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -34,6 +34,12 @@ DataFrame = dg.DagsterType(
 )
 
 
+# On every event of a range run that recorded per-day facts: the day whose event holds them.
+PER_DAY_FACTS_ON = "per_day_facts_on"
+# On that day's event: one row per day of the run, with the keys a one-day run puts on its event.
+PER_DAY_FACTS = "per_day_facts"
+
+
 def describe_partitions(
     context: dg.AssetExecutionContext,
     frame: "pd.DataFrame",
@@ -42,18 +48,20 @@ def describe_partitions(
     per_day: dict[str, dict] | None = None,
 ) -> dict:
     """Metadata of a partitioned table: returns what every partition of the run gets, and writes
-    what is a day's own to that day.
+    what only the run's last day gets there.
 
     Every day: the run's totals and its `column_types` (compact JSON, what the schema check
     compares). A one-day run returns its day's own facts with them (`dagster/row_count` of the rows
     marked by `counted`, all by default; `per_day`'s entry, the landing file's facts that the sensor
-    and the row-count check read back; the preview), and makes no per-partition call: each
-    `add_asset_metadata(partition_key=...)` makes Dagster re-read every dynamic partition key to
-    validate the day. A range run writes `per_day` and the row count day by day where given (only
-    `raw_data`: derived tables' counts by day are in the `rows_reconcile` check), and the preview
-    on its last day only. The column schema is the asset's declared one (`declared_schema`): a full
-    schema on every day's event cost a tenth of a year's backfill to serialize, and on one day it
-    showed only when that day's event happened to be the asset's latest."""
+    and the row-count check read back; the preview). A range run makes one
+    `add_asset_metadata(partition_key=...)` call, on its last day: the preview, and where `per_day`
+    is given (only `raw_data`; derived tables' counts by day are in the `rows_reconcile` check) the
+    `per_day_facts` table, which every day's event points to (`per_day_facts_on`) and
+    `recorded_partition_facts` reads back. Not a call per day: each makes Dagster re-read every
+    dynamic partition key to validate the day, which made a 16-year backfill's metadata calls
+    quadratic (32.7 ms a call at 5,840 days, 11.8 ms at 365). The column schema is the asset's
+    declared one (`declared_schema`): a full schema on every day's event cost a tenth of a year's
+    backfill to serialize, and on one day it showed only when that day's event was the latest."""
     keep = frame if counted is None else frame[counted]
     days = list(context.partition_keys)
     shared = {
@@ -67,14 +75,82 @@ def describe_partitions(
     last = preview(frame)
     if per_day is not None:
         counts = keep.groupby(PARTITION_COLUMN, observed=True).size()
-        for day in days:
-            metadata = {"dagster/row_count": int(counts.get(day, 0)), **per_day.get(day, {})}
-            context.add_asset_metadata(
-                {**metadata, **last} if day == days[-1] else metadata, asset_key=asset_key, partition_key=day
-            )
-    else:
-        context.add_asset_metadata(last, asset_key=asset_key, partition_key=days[-1])
+        rows = [
+            {"day": day, "dagster/row_count": int(counts.get(day, 0)), **per_day.get(day, {})} for day in days
+        ]
+        shared[PER_DAY_FACTS_ON] = days[-1]
+        last[PER_DAY_FACTS] = facts_table(rows)
+    context.add_asset_metadata(last, asset_key=asset_key, partition_key=days[-1])
     return shared
+
+
+def facts_table(rows: list[dict]) -> dg.MetadataValue:
+    """Rows of scalars as a table the UI renders; a key missing from a row is an empty cell."""
+    columns: dict[str, str] = {}
+    for row in rows:
+        for name, value in row.items():
+            columns.setdefault(name, "int" if isinstance(value, int) else "string")
+    records = [dg.TableRecord({name: row.get(name) for name in columns}) for row in rows]
+    return dg.MetadataValue.table(records=records, schema=table_schema(columns))
+
+
+def recorded_partition_facts(
+    instance: dg.DagsterInstance, asset_key: str, days: Sequence[str]
+) -> dict[str, dict]:
+    """Each day's own facts (`dagster/row_count` and what `per_day` gave) from its latest
+    materialization: on the day's event when a one-day run wrote it, else in the `per_day_facts`
+    table its range run left on its last day (one more read per range run). A day never
+    materialized, or whose run left no table, is absent."""
+    key = dg.AssetKey(asset_key)
+    wanted = set(days)
+    if not wanted:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=list(wanted)), limit=len(wanted) * 4
+    ).records
+    latest: dict[str, dg.EventLogRecord] = {}
+    for record in records:  # newest first: the first event seen for a day is its latest
+        materialization = record.asset_materialization
+        if materialization is not None and materialization.partition in wanted:
+            latest.setdefault(materialization.partition, record)
+    facts: dict[str, dict] = {}
+    range_runs: dict[str, dict[str, dict]] = {}
+    for day, record in latest.items():
+        metadata = record.asset_materialization.metadata
+        holder = metadata.get(PER_DAY_FACTS_ON)
+        if holder is None:
+            facts[day] = {name: value.value for name, value in metadata.items()}
+            continue
+        if record.run_id not in range_runs:
+            range_runs[record.run_id] = _range_run_facts(instance, key, record, holder.value)
+        if day in range_runs[record.run_id]:
+            facts[day] = range_runs[record.run_id][day]
+    return facts
+
+
+def _range_run_facts(
+    instance: dg.DagsterInstance, key: dg.AssetKey, record: dg.EventLogRecord, holder: str
+) -> dict[str, dict]:
+    # A run stores its partitions' events in no set order, so the holder's event of the same run is
+    # found among the holder's events while the run ran (others only if another run wrote it then).
+    run = instance.get_run_record_by_id(record.run_id)
+    if run is None or run.start_time is None:
+        return {}
+    during = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=key,
+            asset_partitions=[holder],
+            after_timestamp=run.start_time - 1,
+            before_timestamp=run.end_time + 1 if run.end_time else None,
+        ),
+        limit=50,
+    ).records
+    for candidate in during:
+        if candidate.run_id == record.run_id and candidate.asset_materialization is not None:
+            table = candidate.asset_materialization.metadata.get(PER_DAY_FACTS)
+            if table is not None:
+                return {row.data["day"]: dict(row.data) for row in table.value.records}
+    return {}
 
 
 def column_types(frame: "pd.DataFrame") -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from ml_assets.assets.metadata import recorded_partition_facts
 from ml_assets.automation.jobs import ingest_job
 from ml_assets.automation.policies import LANDING_FILE_TAG
 from ml_assets.domain.contract import FileRule
@@ -70,14 +71,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
 
 
 def last_landed_sha256(instance: dg.DagsterInstance, day: str) -> str | None:
-    """The content hash raw_data last recorded for a day's file (one event-log read per re-land)."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_data"), asset_partitions=[day]), limit=1
-    ).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    recorded = records[0].asset_materialization.metadata.get("sha256")
-    return recorded.value if recorded else None
+    """The content hash raw_data last recorded for a day's file (one or two event-log reads per re-land)."""
+    return recorded_partition_facts(instance, "raw_data", [day]).get(day, {}).get("sha256")
 
 
 def identical_reland_event(landed: LandedFile, location: str) -> dg.AssetObservation:

@@ -1,5 +1,6 @@
 """The whole graph in process over January 2013 (31 real landing files), asserting values."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import pandas as pd
 import pytest
 import requests
 
+from ml_assets.assets.metadata import recorded_partition_facts
+from ml_assets.automation.landing_sensor import last_landed_sha256
 from ml_assets.definitions import defs
 from ml_assets.domain.contract import OUTCOME_COLUMNS
 from ml_assets.domain.tables import FEATURE_TYPES, QUARANTINE_TYPES, RAW_TYPES, VALIDATED_TYPES
@@ -115,11 +118,15 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     preview = features["preview"].value
     assert len(preview.records) == 5
     assert preview.records[0].data["landing_day"] in DAYS
-    # Each day's materialization carries that day's own row count and source, not the run's.
+    # Each day's own row count and source: one table on the run's last day, which every day names.
     raw = {e.partition: e.materialization.metadata for e in materializations(first, "raw_data")}
-    assert raw["2013-01-15"]["dagster/row_count"].value == 894
-    assert raw["2013-01-15"]["source_path"].value.endswith("flights_2013-01-15.csv")
-    assert sum(m["dagster/row_count"].value for m in raw.values()) == 27004
+    assert {m["per_day_facts_on"].value for m in raw.values()} == {DAYS[-1]}
+    assert "dagster/row_count" not in raw["2013-01-15"]
+    per_day = {r.data["day"]: r.data for r in raw[DAYS[-1]]["per_day_facts"].value.records}
+    assert sorted(per_day) == DAYS
+    assert per_day["2013-01-15"]["dagster/row_count"] == 894
+    assert per_day["2013-01-15"]["source_path"].endswith("flights_2013-01-15.csv")
+    assert sum(r["dagster/row_count"] for r in per_day.values()) == 27004
     assert features["rows_in_run"].value == 27004
     # Derived tables: the run's totals on every day, the counts by day in the reconcile check.
     assert "dagster/row_count" not in by_day[DAYS[0]]
@@ -131,6 +138,34 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     counted = {r.data["day"]: r.data for r in reconcile.metadata["rows_by_day"].value.records}
     assert sorted(counted) == DAYS
     assert counted["2013-01-15"] == {"day": "2013-01-15", "raw": 894, "valid": 894, "quarantined": 0}
+
+
+def test_a_day_after_the_backfill_reads_the_backfills_per_day_facts(graph, landed_month):
+    """The row-count check of a one-day run takes its band from the 14 days the backfill recorded,
+    and the sensor's re-land check finds a backfilled day's sha256; a one-day run's facts are on its
+    own event."""
+    day = DAYS[-1]
+    result = dg.materialize(
+        graph["assets"],
+        selection=["raw_data"],
+        partition_key=day,
+        instance=graph["instance"],
+        resources=graph["resources"],
+    )
+    (band,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "row_count_in_band"]
+    assert band.passed
+    assert band.metadata["earlier_days_read"].value == 14
+    assert band.metadata["days_judged"].value == 1
+    instance = graph["instance"]
+    recorded = recorded_partition_facts(instance, "raw_data", ["2013-01-15", day, "2013-02-01"])
+    assert sorted(recorded) == ["2013-01-15", day]  # a day never materialized has no facts
+    assert recorded["2013-01-15"]["dagster/row_count"] == 894
+    assert recorded[day]["dagster/row_count"] == meta(
+        materializations(result, "raw_data")[0], "dagster/row_count"
+    )
+    for landed in ["2013-01-15", day]:
+        on_disk = hashlib.sha256((landed_month / f"flights_{landed}.csv").read_bytes()).hexdigest()
+        assert last_landed_sha256(instance, landed) == on_disk
 
 
 @pytest.mark.parametrize(
