@@ -7,6 +7,8 @@ carries the figures and thresholds it was judged on.
 
 import dagster as dg
 
+from ml_assets.assets.metadata import records_table
+
 RAW_DATA = dg.AssetKey("raw_data")
 VALIDATED_DATA = dg.AssetKey("validated_data")
 FEATURES = dg.AssetKey("features")
@@ -284,16 +286,6 @@ def unique_flight_key(duplicates: int) -> dg.AssetCheckResult:
     return _result(VALIDATED_DATA, "unique_flight_key", duplicates == 0, {"duplicate_keys": duplicates})
 
 
-ROWS_BY_DAY = dg.TableSchema(
-    columns=[
-        dg.TableColumn("day", "string"),
-        dg.TableColumn("raw", "int"),
-        dg.TableColumn("valid", "int"),
-        dg.TableColumn("quarantined", "int"),
-    ]
-)
-
-
 def rows_reconcile(per_partition: list[dict]) -> dg.AssetCheckResult:
     broken = [p for p in per_partition if p["raw"] != p["valid"] + p["quarantined"]]
     return _result(
@@ -304,9 +296,7 @@ def rows_reconcile(per_partition: list[dict]) -> dg.AssetCheckResult:
             "partitions": len(per_partition),
             "partitions_not_reconciled": dg.MetadataValue.json(broken[:50]),
             # A range run's per-day counts of the derived tables live here, not on each day's event.
-            "rows_by_day": dg.MetadataValue.table(
-                records=[dg.TableRecord(p) for p in per_partition], schema=ROWS_BY_DAY
-            ),
+            "rows_by_day": records_table(per_partition),
         },
     )
 

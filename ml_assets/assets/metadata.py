@@ -79,12 +79,12 @@ def describe_partitions(
             {"day": day, "dagster/row_count": int(counts.get(day, 0)), **per_day.get(day, {})} for day in days
         ]
         shared[PER_DAY_FACTS_ON] = days[-1]
-        last[PER_DAY_FACTS] = facts_table(rows)
+        last[PER_DAY_FACTS] = records_table(rows)
     context.add_asset_metadata(last, asset_key=asset_key, partition_key=days[-1])
     return shared
 
 
-def facts_table(rows: list[dict]) -> dg.MetadataValue:
+def records_table(rows: list[dict]) -> dg.MetadataValue:
     """Rows of scalars as a table the UI renders; a key missing from a row is an empty cell."""
     columns: dict[str, str] = {}
     for row in rows:
