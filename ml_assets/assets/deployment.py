@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 PROMOTED, KEPT, ROLLED_BACK = "promoted", "kept_champion", "rolled_back"
 ROLLED_BACK_BY_TAG = "rolled_back_by_dagster_run_id"
+# Written with the decision on the version; read back when a retried run finds the alias already moved.
+REASON_TAG, CHAMPION_AUC_TAG = "promotion_reason", "promotion_champion_auc"
 
 
 class PromotionConfig(dg.Config):
@@ -161,8 +163,8 @@ def _already_champion(
         # A retry after the alias moved, e.g. the tracking server dropped out while the decision was
         # being recorded: judging again would compare the challenger with itself and call it 'kept'.
         action = PROMOTED
-        reason = tags.get("promotion_reason") or "promoted by an earlier attempt of this run"
-        recorded_auc = tags.get("promotion_champion_auc")
+        reason = tags.get(REASON_TAG) or "promoted by an earlier attempt of this run"
+        recorded_auc = tags.get(CHAMPION_AUC_TAG)
         champion_auc = float(recorded_auc) if recorded_auc else None
         _tag_decision(
             context,
@@ -198,9 +200,9 @@ def _tag_decision(
         version,
         {
             DECISION_TAG: action,
-            "promotion_reason": reason,
+            REASON_TAG: reason,
             "promotion_challenger_auc": f"{challenger_auc:.5f}",
-            "promotion_champion_auc": "" if champion_auc is None else f"{champion_auc:.5f}",
+            CHAMPION_AUC_TAG: "" if champion_auc is None else f"{champion_auc:.5f}",
             "promotion_holdout_rows": str(holdout_rows),
             DECISION_RUN_TAG: context.run.run_id,
         },
