@@ -99,8 +99,9 @@ def recorded_partition_facts(
 ) -> dict[str, dict]:
     """Each day's own facts (`dagster/row_count` and what `per_day` gave) from its latest
     materialization: on the day's event when a one-day run wrote it, else in the `per_day_facts`
-    table its range run left on its last day (one more read per range run). A day never
-    materialized, or whose run left no table, is absent."""
+    table its range run left on its last day (two more reads per range run: its run record and
+    that day's events while it ran). A day never materialized, or whose run left no table, is
+    absent."""
     key = dg.AssetKey(asset_key)
     wanted = set(days)
     if not wanted:

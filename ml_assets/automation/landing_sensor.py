@@ -71,7 +71,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
 
 
 def last_landed_sha256(instance: dg.DagsterInstance, day: str) -> str | None:
-    """The content hash raw_data last recorded for a day's file (one or two event-log reads per re-land)."""
+    """The content hash raw_data last recorded for a day's file (one read per re-land; three if a range run
+    landed the day)."""
     return recorded_partition_facts(instance, "raw_data", [day]).get(day, {}).get("sha256")
 
 
