@@ -57,14 +57,22 @@ def quarantine_shares(per_partition: list[dict]) -> list[dict]:
     return [{**p, "share": p["quarantined"] / p["raw"] if p["raw"] else 0.0} for p in per_partition]
 
 
-def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+def mann_whitney_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC as the Mann-Whitney statistic (ties count half): equal to scikit-learn's
-    `roc_auc_score`, without importing scikit-learn into every ingest run (~0.9 s)."""
-    positive = labels.astype(bool)
-    n_pos = int(positive.sum())
-    n_neg = len(labels) - n_pos
-    ranks = pd.Series(scores).rank(method="average").to_numpy()
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    `roc_auc_score`, without importing scikit-learn into every ingest run (~0.9 s).
+
+    Counted per distinct score (hashed, then only the distinct values sorted) rather than by ranking
+    every row: features hold far fewer distinct values than rows, and a full sort's cost per row
+    grew with the history (2.5 -> 3.8 us a row from 1x to 16x the year; this is 1.1-1.4)."""
+    codes, distinct = pd.factorize(scores)
+    position = np.empty(len(distinct), dtype=np.intp)
+    position[np.argsort(distinct, kind="stable")] = np.arange(len(distinct))
+    slot = position[codes]
+    positives = np.bincount(slot, weights=labels.astype(bool), minlength=len(distinct))
+    negatives = np.bincount(slot, minlength=len(distinct)) - positives
+    # Each positive beats the negatives scored below it and ties with those scored the same.
+    negatives_below = np.cumsum(negatives) - negatives
+    return float((positives * (negatives_below + negatives / 2)).sum() / (positives.sum() * negatives.sum()))
 
 
 def univariate_auc(features: pd.DataFrame, columns: tuple[str, ...] = NUMERIC_FEATURES) -> dict[str, float]:
@@ -77,7 +85,7 @@ def univariate_auc(features: pd.DataFrame, columns: tuple[str, ...] = NUMERIC_FE
         values = features[column].astype("float64")
         if values.notna().sum() == 0:
             continue
-        auc = rank_auc(labels, values.fillna(values.median()).to_numpy())
+        auc = mann_whitney_auc(labels, values.fillna(values.median()).to_numpy())
         scores[column] = float(max(auc, 1 - auc))
     return scores
 

@@ -5,8 +5,8 @@ import pytest
 from ml_assets.domain.quality import (
     duplicate_keys,
     feature_profile,
+    mann_whitney_auc,
     population_stability,
-    rank_auc,
     row_count_anomalies,
     slice_auc,
     univariate_auc,
@@ -85,11 +85,15 @@ def test_duplicate_keys_counts_repeats():
     assert duplicate_keys(frame) == 1
 
 
-def test_rank_auc_equals_scikit_learns_roc_auc_with_ties():
+def test_mann_whitney_auc_equals_scikit_learns_roc_auc_with_ties():
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(7)
     labels = rng.integers(0, 2, 5000)
     scores = np.round(rng.normal(size=5000) + labels * 0.4, 1)  # rounded: many ties
-    assert rank_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
-    assert rank_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
+    assert mann_whitney_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert mann_whitney_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
+    assert mann_whitney_auc(np.array([0, 1, 0, 1]), np.full(4, 2.0)) == 0.5  # all tied
+    unsorted = rng.normal(size=20_000)  # every score distinct, in no order
+    many = (rng.random(20_000) < 0.2 + 0.1 * (unsorted > 0)).astype("int8")
+    assert mann_whitney_auc(many, unsorted) == pytest.approx(roc_auc_score(many, unsorted), abs=1e-12)
