@@ -99,9 +99,9 @@ def recorded_partition_facts(
 ) -> dict[str, dict]:
     """Each day's own facts (`dagster/row_count` and what `per_day` gave) from its latest
     materialization: on the day's event when a one-day run wrote it, else in the `per_day_facts`
-    table its range run left on its last day (two more reads per range run: its run record and
-    that day's events while it ran). A day never materialized, or whose run left no table, is
-    absent."""
+    table its range run left on its last day (read with the others when that day is asked for and
+    its latest event is the run's; else two more reads per range run: its run record and that
+    day's events while it ran). A day never materialized, or whose run left no table, is absent."""
     key = dg.AssetKey(asset_key)
     wanted = set(days)
     if not wanted:
@@ -123,7 +123,13 @@ def recorded_partition_facts(
             facts[day] = {name: value.value for name, value in metadata.items()}
             continue
         if record.run_id not in range_runs:
-            range_runs[record.run_id] = _range_run_facts(instance, key, record, holder.value)
+            # The last day is usually among the days asked for (the row-count band's 14): its event,
+            # the run's largest (1.5 MB at 5,840 days), is then read once, not twice.
+            held = latest.get(holder.value)
+            table = _facts_table(held) if held is not None and held.run_id == record.run_id else None
+            range_runs[record.run_id] = (
+                table if table is not None else _range_run_facts(instance, key, record, holder.value)
+            )
         if day in range_runs[record.run_id]:
             facts[day] = range_runs[record.run_id][day]
     return facts
@@ -147,11 +153,18 @@ def _range_run_facts(
         limit=50,
     ).records
     for candidate in during:
-        if candidate.run_id == record.run_id and candidate.asset_materialization is not None:
-            table = candidate.asset_materialization.metadata.get(PER_DAY_FACTS)
+        if candidate.run_id == record.run_id:
+            table = _facts_table(candidate)
             if table is not None:
-                return {row.data["day"]: dict(row.data) for row in table.value.records}
+                return table
     return {}
+
+
+def _facts_table(record: dg.EventLogRecord) -> dict[str, dict] | None:
+    """The `per_day_facts` rows on `record`'s materialization, by day; None where it has none."""
+    materialization = record.asset_materialization
+    table = materialization.metadata.get(PER_DAY_FACTS) if materialization is not None else None
+    return None if table is None else {row.data["day"]: dict(row.data) for row in table.value.records}
 
 
 def column_types(frame: "pd.DataFrame") -> dict[str, str]:
