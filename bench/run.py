@@ -170,12 +170,15 @@ def cli_materialize(
         raise RuntimeError(f"dagster asset materialize failed:\n{done.stderr[-4000:]}")
     record = instance.get_run_records(limit=1)[0]
     assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+    # By step, from Dagster's own step events: where a figure moved between runs, without a rerun.
+    steps = instance.get_run_step_stats(record.dagster_run.run_id)
     return {
         "seconds": record.end_time - record.create_timestamp.timestamp(),
         "process_seconds": process_seconds,
         "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "baseline_mb": baseline,
         "run_id": record.dagster_run.run_id,
+        "step_seconds": {s.step_key: round(s.end_time - s.start_time, 3) for s in steps},
     }
 
 
@@ -235,12 +238,7 @@ def run_child(phase: str, args: dict) -> dict:
         record = (
             dg.DagsterInstance.get().fetch_materializations(dg.AssetKey("trained_model"), limit=1).records[0]
         )
-        step = dg.DagsterInstance.get().get_run_step_stats(run["run_id"])
-        return {
-            **run,
-            "fit_seconds": record.asset_materialization.metadata["fit_seconds"].value,
-            "step_seconds": {s.step_key: s.end_time - s.start_time for s in step},
-        }
+        return {**run, "fit_seconds": record.asset_materialization.metadata["fit_seconds"].value}
     if phase == "sensor_tick":
         return sensor_tick(Path(args["dir"]))
     raise ValueError(phase)
@@ -360,15 +358,18 @@ def measure(scales: list[int]) -> dict:
             run = child("backfill", days=days, **places)
             # A one-day run is 2-3 s, so one sample moves with the machine's load by as much as the
             # growth it is meant to show: the median of three runs of the same day.
-            then = [child("backfill", days=[new], **places)["seconds"] for _ in range(3)]
+            new_runs = [child("backfill", days=[new], **places) for _ in range(3)]
+            then = [r["seconds"] for r in new_runs]
         rows = 336_776 * scale
         per_row[scale] = {
             "seconds": run["seconds"],
+            "step_seconds": run["step_seconds"],
             "rows": rows,
             "us_per_row": run["seconds"] / rows * 1e6,
             "peak_mb": run["peak_mb"],
             "new_day_seconds": statistics.median(then),
             "new_day_all_seconds": then,
+            "new_day_step_seconds": [r["step_seconds"] for r in new_runs],
         }
     report["raw"]["scaling"] = per_row
     if len(per_row) > 1:
