@@ -72,7 +72,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
 
 def last_landed_sha256(instance: dg.DagsterInstance, day: str) -> str | None:
     """The content hash raw_data last recorded for a day's file (one read per re-land; three if a range run
-    landed the day)."""
+    landed the day and it was not that run's last day, whose own event holds the run's table)."""
     return recorded_partition_facts(instance, "raw_data", [day]).get(day, {}).get("sha256")
 
 
