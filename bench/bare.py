@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_assets.domain.contract import LABEL, file_name_for_day
-from ml_assets.domain.features import build_features, read_reference_table
+from ml_assets.domain.contract import LABEL, file_name_for_day, weather_file_for_day
+from ml_assets.domain.features import build_features, read_reference_table, read_weather_files
 from ml_assets.domain.parsing import parse_landing_file
 from ml_assets.domain.training import ModelParams, fit_model, score, time_split
 from ml_assets.domain.validation import validate_flights
@@ -27,10 +27,9 @@ def ingest(landing_dir: Path, days: list[str]) -> tuple[pd.DataFrame, pd.DataFra
     """Parse every day's file, keep the valid rows, build the feature table; returns (raw, features)."""
     raw = parse(landing_dir, days)
     valid = validate_flights(raw).valid
-    weather, planes = (
-        read_reference_table(name, (landing_dir / name).read_bytes(), str(landing_dir / name))
-        for name in ("weather.csv", "planes.csv")
-    )
+    weather_paths = [landing_dir / weather_file_for_day(day) for day in days]
+    weather = read_weather_files([(str(p), p.read_bytes()) for p in weather_paths if p.is_file()])
+    planes = read_reference_table("planes", (landing_dir / "planes.csv").read_bytes(), "planes.csv")
     return raw, build_features(valid, weather, planes)
 
 

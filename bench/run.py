@@ -60,31 +60,29 @@ def year_shifted(text: str, years: int) -> str:
 
 
 def landing(copies: int, extra_day: bool = False) -> Path:
-    """The demo year replicated `copies` times (2013, 2014, ...), cached under .bench/."""
+    """The demo year replicated `copies` times (2013, 2014, ...), each day's flights and weather
+    files shifted by whole years, cached under .bench/."""
     from ml_assets.demo import seed
 
     base = WORK / "landing-1x"
-    if not (base / "flights_2013-12-31.csv").exists():
+    if not (base / "weather_2013-12-30.csv").exists():
         seed(base, "2013-01-01", None)
     name = f"landing-{copies}x" + ("-plus-day" if extra_day else "")
     target = WORK / name
-    done = target / ".complete"
+    done = target / ".complete-weather-by-day"  # earlier caches held one weather.csv
     if done.exists():
         return target
     target.mkdir(parents=True, exist_ok=True)
-    originals = sorted(base.glob("flights_2013-*.csv"))
+    originals = sorted([*base.glob("flights_2013-*.csv"), *base.glob("weather_2013-*.csv")])
     for years in range(copies):
         for path in originals:
             shifted = path.name.replace("2013-", f"{2013 + years}-")
             (target / shifted).write_text(year_shifted(path.read_text(), years))
-    if extra_day:  # one day past the history: 2013-12-31's flights a year later
-        (target / f"flights_{2013 + copies}-12-31.csv").write_text(
-            year_shifted((base / "flights_2013-12-31.csv").read_text(), copies)
-        )
-    weather = (base / "weather.csv").read_text()
-    header = weather.partition("\n")[0]
-    copies_of_weather = [year_shifted(weather, years).partition("\n")[2] for years in range(copies + 1)]
-    (target / "weather.csv").write_text(header + "\n" + "".join(copies_of_weather))
+    if extra_day:  # one day past the history: 2013-12-30's flights and weather a year later
+        for kind in ("flights", "weather"):
+            (target / f"{kind}_{2013 + copies}-12-30.csv").write_text(
+                year_shifted((base / f"{kind}_2013-12-30.csv").read_text(), copies)
+            )
     (target / "planes.csv").write_bytes((base / "planes.csv").read_bytes())
     done.touch()
     return target

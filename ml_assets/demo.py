@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_assets.domain.contract import FLIGHT_COLUMNS, file_name_for_day
+from ml_assets.domain.contract import FLIGHT_COLUMNS, file_name_for_day, weather_file_for_day
 from ml_assets.resources.environment import local_paths
 
 
@@ -33,6 +33,13 @@ def load_demo_flights() -> pd.DataFrame:
     return flights
 
 
+def load_demo_weather() -> dict[str, bytes]:
+    """The demo year's hourly weather as one CSV per day (keyed 'YYYY-MM-DD'), text as shipped."""
+    weather = pd.read_csv(demo_data_dir() / "weather.csv", dtype=str, keep_default_na=False)
+    day = weather["year"] + "-" + weather["month"].str.zfill(2) + "-" + weather["day"].str.zfill(2)
+    return {d: rows.to_csv(index=False).encode() for d, rows in weather.groupby(day)}
+
+
 def land(path: Path, data: bytes) -> None:
     """Write by the landing contract: a *.tmp file, then an atomic rename."""
     tmp = path.with_name(path.name + ".tmp")
@@ -41,11 +48,12 @@ def land(path: Path, data: bytes) -> None:
 
 
 def seed(landing_dir: Path, start: str, days: int | None, drip_seconds: float = 0.0) -> list[Path]:
-    """Land one flights file per day from `start` (all remaining days when `days` is None)."""
+    """Land one flights file per day from `start` (all remaining days when `days` is None), each
+    after that day's weather file, as a daily feed would: a day's run finds its weather landed."""
     landing_dir.mkdir(parents=True, exist_ok=True)
-    for reference in ("weather.csv", "planes.csv"):
-        if not (landing_dir / reference).exists():
-            land(landing_dir / reference, (demo_data_dir() / reference).read_bytes())
+    if not (landing_dir / "planes.csv").exists():
+        land(landing_dir / "planes.csv", (demo_data_dir() / "planes.csv").read_bytes())
+    weather = load_demo_weather()
     flights = load_demo_flights()
     chosen = sorted(d for d in flights["_date"].unique() if d >= start)
     if days is not None:
@@ -54,6 +62,8 @@ def seed(landing_dir: Path, start: str, days: int | None, drip_seconds: float = 
     for n, (day, rows) in enumerate(flights[flights["_date"].isin(chosen)].groupby("_date")):
         if n and drip_seconds:
             time.sleep(drip_seconds)
+        if day in weather:
+            land(landing_dir / weather_file_for_day(day), weather[day])
         path = landing_dir / file_name_for_day(day)
         land(path, rows[list(FLIGHT_COLUMNS)].to_csv(index=False).encode())
         written.append(path)
@@ -63,7 +73,7 @@ def seed(landing_dir: Path, start: str, days: int | None, drip_seconds: float = 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ml_assets.demo", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    seed_cmd = commands.add_parser("seed", help="land demo flight files (and weather/planes)")
+    seed_cmd = commands.add_parser("seed", help="land demo flight and weather files per day (and planes)")
     seed_cmd.add_argument("--start", default="2013-01-01", help="first day to land (YYYY-MM-DD)")
     seed_cmd.add_argument("--days", type=int, default=None, help="number of days (default: all 365)")
     seed_cmd.add_argument(

@@ -13,7 +13,8 @@ from ml_assets.assets.metadata import (
     describe_partitions,
     recorded_column_types,
 )
-from ml_assets.domain.tables import FEATURE_COLUMNS, FEATURE_TYPES
+from ml_assets.domain.contract import weather_file_for_day
+from ml_assets.domain.tables import FEATURE_COLUMNS, FEATURE_TYPES, WEATHER_FEATURES
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LandingZone
 
@@ -38,12 +39,30 @@ def features(
     validated_data,
     landing: LandingZone,
 ):
-    from ml_assets.domain.features import build_features, leaked_columns, read_reference_table
+    from ml_assets.domain.features import (
+        build_features,
+        leaked_columns,
+        read_reference_table,
+        read_weather_files,
+    )
     from ml_assets.domain.quality import population_stability, univariate_auc
 
-    weather_table, planes_table = (
-        read_reference_table(name, landing.read_reference(name), landing.location(name))
-        for name in ("weather.csv", "planes.csv")
+    # Only the run's days of weather: a new day's cost must not grow with the years landed.
+    days = list(context.partition_keys)
+    landed = {day: landing.read_weather(day) for day in days}
+    weather_missing = [day for day, data in landed.items() if data is None]
+    if weather_missing:
+        context.log.warning(
+            f"no weather file landed for {len(weather_missing)} of {len(days)} days "
+            f"(first: {landing.location(weather_file_for_day(weather_missing[0]))}); "
+            "their weather features are missing"
+        )
+    weather_table = read_weather_files(
+        [(landing.location(weather_file_for_day(d)), data) for d, data in landed.items() if data is not None]
+    )
+    del landed
+    planes_table = read_reference_table(
+        "planes", landing.read_reference("planes.csv"), landing.location("planes.csv")
     )
     table = build_features(validated_data, weather_table, planes_table)
     previous_columns = recorded_column_types(context, "features")
@@ -53,6 +72,10 @@ def features(
             **describe_partitions(context, table),
             "feature_count": len(FEATURE_COLUMNS),
             "label_rate": float(table["label"].mean()) if len(table) else 0.0,
+            "weather_days_missing": len(weather_missing),
+            "share_with_weather": (
+                float(table[list(WEATHER_FEATURES)].notna().any(axis=1).mean()) if len(table) else 0.0
+            ),
             "first_flight_date": str(table["flight_date"].min()) if len(table) else "",
             "last_flight_date": str(table["flight_date"].max()) if len(table) else "",
         },

@@ -1,4 +1,4 @@
-"""Landing files into typed tables: raw_data per day, plus the weather and planes reference tables."""
+"""Landing files into typed tables: raw_data per day; weather (per day) and planes as external assets."""
 
 import dagster as dg
 
@@ -111,7 +111,7 @@ weather = dg.AssetSpec(
     group_name="ingestion",
     owners=OWNERS,
     kinds={"csv"},
-    description="Hourly weather per origin airport: weather.csv in the landing dir (external).",
+    description="Hourly weather per origin airport: weather_YYYY-MM-DD.csv per day, landing dir (external).",
 )
 planes = dg.AssetSpec(
     "planes",

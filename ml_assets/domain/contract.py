@@ -103,3 +103,8 @@ def day_from_file_name(name: str) -> str | None:
 
 def file_name_for_day(day: str) -> str:
     return f"flights_{day}.csv"
+
+
+def weather_file_for_day(day: str) -> str:
+    """The day's hourly weather readings, landed beside its flights file (before it)."""
+    return f"weather_{day}.csv"

@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ml_assets.domain.contract import day_from_file_name, file_name_for_day
+from ml_assets.domain.contract import day_from_file_name, file_name_for_day, weather_file_for_day
 
 LANDING_FILE_PREFIX = "flights_"
 # A file still being written (`*.tmp`, then renamed) or hidden is never read.
@@ -73,8 +73,12 @@ class LandingZone(dg.ConfigurableResource):
     def read_day(self, day: str) -> bytes:
         raise NotImplementedError
 
+    def read_weather(self, day: str) -> bytes | None:
+        """The day's weather file (`weather_YYYY-MM-DD.csv`), or None when it has not landed."""
+        raise NotImplementedError
+
     def read_reference(self, name: str) -> bytes:
-        """A reference table (weather.csv, planes.csv) beside the daily files."""
+        """A reference table (planes.csv) beside the daily files."""
         raise NotImplementedError
 
 
@@ -108,7 +112,7 @@ class LocalLandingZone(LandingZone):
     """Landing files in a local directory; `*.tmp` files are still being written and never read."""
 
     landing_dir: str = Field(
-        description="Directory holding flights_YYYY-MM-DD.csv, weather.csv and planes.csv."
+        description="Directory holding flights_YYYY-MM-DD.csv, weather_YYYY-MM-DD.csv and planes.csv."
     )
 
     def _root(self) -> Path:
@@ -148,6 +152,10 @@ class LocalLandingZone(LandingZone):
 
     def read_day(self, day: str) -> bytes:
         return (self._root() / file_name_for_day(day)).read_bytes()
+
+    def read_weather(self, day: str) -> bytes | None:
+        path = self._root() / weather_file_for_day(day)
+        return path.read_bytes() if path.is_file() else None
 
     def read_reference(self, name: str) -> bytes:
         return (self._root() / name).read_bytes()

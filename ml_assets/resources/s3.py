@@ -13,7 +13,7 @@ from typing import Any
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from ml_assets.domain.contract import file_name_for_day
+from ml_assets.domain.contract import file_name_for_day, weather_file_for_day
 from ml_assets.resources.io_manager import ParquetTables
 from ml_assets.resources.landing import (
     LANDING_FILE_PREFIX,
@@ -109,6 +109,14 @@ class S3LandingZone(LandingZone):
 
     def read_day(self, day: str) -> bytes:
         return self._get(file_name_for_day(day))
+
+    def read_weather(self, day: str) -> bytes | None:
+        try:
+            return self._get(weather_file_for_day(day))
+        except Exception as error:
+            if _is_missing(error):
+                return None
+            raise
 
     def read_reference(self, name: str) -> bytes:
         return self._get(name)

@@ -13,8 +13,15 @@ from ml_assets.assets.metadata import recorded_partition_facts
 from ml_assets.automation.landing_sensor import last_landed_sha256
 from ml_assets.definitions import defs
 from ml_assets.domain.contract import OUTCOME_COLUMNS
-from ml_assets.domain.tables import FEATURE_TYPES, QUARANTINE_TYPES, RAW_TYPES, VALIDATED_TYPES
+from ml_assets.domain.tables import (
+    FEATURE_TYPES,
+    QUARANTINE_TYPES,
+    RAW_TYPES,
+    VALIDATED_TYPES,
+    WEATHER_FEATURES,
+)
 from ml_assets.partitions import landing_days
+from ml_assets.resources.landing import LocalLandingZone
 from ml_assets.resources.mlflow import MlflowTracking
 from ml_assets_tests.conftest import make_resources, materialize_range, registry_client
 
@@ -128,6 +135,8 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     assert per_day["2013-01-15"]["source_path"].endswith("flights_2013-01-15.csv")
     assert sum(r["dagster/row_count"] for r in per_day.values()) == 27004
     assert features["rows_in_run"].value == 27004
+    assert features["weather_days_missing"].value == 0  # each day's weather file was read
+    assert features["share_with_weather"].value > 0.95
     # Derived tables: the run's totals on every day, the counts by day in the reconcile check.
     assert "dagster/row_count" not in by_day[DAYS[0]]
     assert by_day[DAYS[0]]["rows_in_run"].value == 27004
@@ -245,6 +254,42 @@ def test_drift_is_judged_against_the_champions_training_profile(graph):
     assert set(worst) <= set(logged)
     assert drift.metadata["max_psi"].value == max(worst.values())
     assert drift.passed == (drift.metadata["max_psi"].value <= 0.2)
+
+
+def test_a_day_without_its_weather_file_gets_missing_weather_and_a_warning(graph, landed_month, tmp_path):
+    day = DAYS[-1]
+    for landed in landed_month.iterdir():
+        if landed.name != f"weather_{day}.csv":
+            (tmp_path / landed.name).symlink_to(landed)
+    resources = {**graph["resources"], "landing": LocalLandingZone(landing_dir=str(tmp_path))}
+    stored = Path(graph["root"]) / "warehouse" / "features" / f"{day}.parquet"
+    with_weather = pd.read_parquet(stored)
+
+    def features_of(resources):
+        return dg.materialize(
+            graph["assets"],
+            selection=["features"],
+            partition_key=day,
+            instance=graph["instance"],
+            resources=resources,
+        )
+
+    result = features_of(resources)
+    (event,) = materializations(result, "features")
+    assert meta(event, "weather_days_missing") == 1
+    assert meta(event, "share_with_weather") == 0.0
+    without = pd.read_parquet(stored)
+    assert without["temp"].isna().all()
+    assert without["seats"].notna().any()  # the other features are there
+    pd.testing.assert_frame_equal(
+        without.drop(columns=list(WEATHER_FEATURES)), with_weather.drop(columns=list(WEATHER_FEATURES))
+    )
+    logs = [e.user_message for e in graph["instance"].all_logs(result.run_id)]
+    assert any(f"{tmp_path / f'weather_{day}.csv'}" in m and "no weather file" in m for m in logs)
+    # Landed again, the day's features get their weather back (and later tests the full month).
+    restored = features_of(graph["resources"])
+    assert meta(materializations(restored, "features")[0], "weather_days_missing") == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(stored), with_weather)
 
 
 def test_rows_reconcile_with_the_landing_files(graph, demo_flights):

@@ -33,7 +33,7 @@ def test_backlog_registers_every_day_with_one_run_per_file(instance, tmp_path):
     for day in (1, 2, 3):
         touch(tmp_path / f"flights_2013-01-0{day}.csv", mtime_ns=day * 10**9)
     touch(tmp_path / "flights_2013-01-04.csv.tmp")  # still being written
-    touch(tmp_path / "weather.csv")
+    touch(tmp_path / "weather_2013-01-01.csv")  # a day's weather is read by features, not a run
     result, _ = tick(instance, tmp_path)
     assert [r.partition_keys for r in result.dynamic_partitions_requests] == [
         ["2013-01-01", "2013-01-02", "2013-01-03"]

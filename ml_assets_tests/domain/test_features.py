@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from ml_assets.domain.features import (
     leaked_columns,
     prepare_weather,
     read_reference_table,
+    read_weather_files,
 )
 from ml_assets.domain.parsing import parse_landing_file
 from ml_assets.domain.validation import validate_flights
@@ -19,9 +22,9 @@ from ml_assets.domain.validation import validate_flights
 
 @pytest.fixture(scope="module")
 def reference():
-    return tuple(
-        read_reference_table(name, (demo_data_dir() / name).read_bytes(), name)
-        for name in ("weather.csv", "planes.csv")
+    weather = read_weather_files([("weather.csv", (demo_data_dir() / "weather.csv").read_bytes())])
+    return weather, read_reference_table(
+        "planes", (demo_data_dir() / "planes.csv").read_bytes(), "planes.csv"
     )
 
 
@@ -39,7 +42,47 @@ def test_a_reference_file_without_a_required_column_names_the_file_and_the_colum
     data = b"origin,year,month,day,hour,temp\nEWR,2013,1,1,1,39.0\n"
     rule = r"s3://b/landing/weather.csv: required columns missing: dewp, humid"
     with pytest.raises(ValueError, match=rule):
-        read_reference_table("weather.csv", data, "s3://b/landing/weather.csv")
+        read_reference_table("weather", data, "s3://b/landing/weather.csv")
+
+
+def test_daily_weather_files_read_as_the_whole_file(reference):
+    from ml_assets.demo import load_demo_weather
+
+    weather, _ = reference
+    by_day = load_demo_weather()
+    files = [(f"weather_{day}.csv", data) for day, data in sorted(by_day.items())]
+    keys = ["origin", "year", "month", "day", "hour"]
+
+    def in_order(frame):  # the shipped file runs airport by airport, the daily files day by day
+        return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(in_order(read_weather_files(files)), in_order(weather))
+    # A file written with its columns in another order (and no final newline) joins the rest.
+    frame = pd.read_csv(io.BytesIO(by_day["2013-01-02"]), dtype=str, keep_default_na=False)
+    reordered = frame[list(reversed(frame.columns))].to_csv(index=False).encode().rstrip(b"\n")
+    mixed = read_weather_files([("a.csv", by_day["2013-01-01"]), ("b.csv", reordered)])
+    expected = weather[(weather["month"] == 1) & weather["day"].isin([1, 2])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(in_order(mixed), in_order(expected))
+    # No file at all: an empty table of the same columns, and build_features copes with it.
+    empty = read_weather_files([])
+    pd.testing.assert_frame_equal(empty, weather.iloc[:0])
+
+
+def test_a_bad_weather_file_among_many_is_named():
+    header = (
+        b"origin,year,month,day,hour,temp,dewp,humid,wind_dir,wind_speed,wind_gust,precip,pressure,visib\n"
+    )
+    good = header + b"EWR,2013,1,1,1,39,26,59,270,10,NA,0,1012,10\n"
+    ragged = header + b"EWR,2013,1,2,1,39,26\n"
+    with pytest.raises(ValueError, match=r"^landing/weather_2013-01-02.csv: not a readable CSV"):
+        read_weather_files(
+            [("landing/weather_2013-01-01.csv", good), ("landing/weather_2013-01-02.csv", ragged)]
+        )
+    no_dewp = b"origin,year,month,day,hour,temp\nEWR,2013,1,3,1,39\n"
+    with pytest.raises(ValueError, match=r"^landing/weather_2013-01-03.csv: required columns missing: dewp"):
+        read_weather_files(
+            [("landing/weather_2013-01-01.csv", good), ("landing/weather_2013-01-03.csv", no_dewp)]
+        )
 
 
 def test_a_days_features_read_only_that_days_weather(reference, valid_day):
@@ -59,6 +102,8 @@ def test_a_days_features_read_only_that_days_weather(reference, valid_day):
     no_weather = build_features(valid_day, weather[weather["day"] != 15], planes)
     assert no_weather["temp"].isna().all()
     assert no_weather["seats"].notna().any()
+    # No weather file landed at all: the same, from the empty table of no files.
+    pd.testing.assert_frame_equal(build_features(valid_day, read_weather_files([]), planes), no_weather)
 
 
 @pytest.fixture

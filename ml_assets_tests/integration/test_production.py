@@ -3,11 +3,13 @@ server), an MLflow tracking server with a Postgres store and S3 artifacts, and D
 processes (code server, webserver, daemon) with `ML_ASSETS_ENV=production`."""
 
 import contextlib
+import io
 import os
 import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import psycopg2
 import pytest
 
@@ -73,7 +75,8 @@ def deployment(tmp_path_factory, s3_endpoint):
     demo = root / "demo"
     seed(demo, START, DAYS + 1)
     days = sorted(p.name for p in demo.glob("flights_*.csv"))
-    land(client, demo, ["weather.csv", "planes.csv", *days[:DAYS]])
+    weather = sorted(p.name for p in demo.glob("weather_*.csv"))  # each day's lands before its flights
+    land(client, demo, ["planes.csv", *weather, *days[:DAYS]])
 
     with postgres_server(root / "postgres.log", ("dagster", "mlflow")) as pg:
         home = root / "home"
@@ -157,6 +160,10 @@ def test_landing_to_champion_over_s3_postgres_and_three_processes(deployment):
     for asset in ("raw_data", "validated_data", "quarantine", "features"):
         assert sum(k.startswith(f"warehouse/{asset}/") and k.endswith(".parquet") for k in warehouse) == DAYS
     assert {"warehouse/trained_model.json", "warehouse/production_model.json"} <= set(warehouse)
+    # Each day's features joined that day's weather file, read from the landing bucket.
+    day = deployment["days"][DAYS - 1][8:18]
+    body = client.get_object(Bucket=BUCKET, Key=f"warehouse/features/{day}.parquet")["Body"].read()
+    assert pd.read_parquet(io.BytesIO(body))["temp"].notna().mean() > 0.9
     assert list(deployment["cwd"].iterdir()) == []
     # The model went through the tracking server into S3; the registry lives in Postgres.
     registry = registry_client(env["MLFLOW_TRACKING_URI"])

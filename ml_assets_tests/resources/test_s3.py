@@ -45,7 +45,8 @@ def test_landing_zone_lists_after_its_cursor_and_reads_files(s3_endpoint, bucket
     for day in days[:3]:
         client.put_object(Bucket=bucket, Key=f"in/flights_{day}.csv", Body=f"day {day}".encode())
     client.put_object(Bucket=bucket, Key="in/flights_2013-01-09.csv.tmp", Body=b"half")
-    client.put_object(Bucket=bucket, Key="in/weather.csv", Body=b"w")
+    client.put_object(Bucket=bucket, Key="in/weather_2013-01-01.csv", Body=b"w")
+    client.put_object(Bucket=bucket, Key="in/planes.csv", Body=b"p")
     client.put_object(Bucket=bucket, Key="in/older/flights_2012-12-31.csv", Body=b"nested")
     zone = S3LandingZone(s3=s3(s3_endpoint), bucket=bucket, prefix="in")
     listed = count_listed_keys(zone)
@@ -67,7 +68,9 @@ def test_landing_zone_lists_after_its_cursor_and_reads_files(s3_endpoint, bucket
 
     assert [f.day for f in zone.list_files()] == days
     assert zone.read_day(days[0]) == b"day 2013-01-01"
-    assert zone.read_reference("weather.csv") == b"w"
+    assert zone.read_weather(days[0]) == b"w"
+    assert zone.read_weather(days[1]) is None  # not landed: the day's weather features are missing
+    assert zone.read_reference("planes.csv") == b"p"
     assert zone.size_of_day(days[4]) == len(b"day 2013-01-05")
     assert zone.size_of_day("2013-02-01") is None
     assert zone.sha256_of_day(days[1]) == hashlib.sha256(b"day 2013-01-02").hexdigest()
