@@ -20,6 +20,7 @@ QUARANTINE_WARN_SHARE = 0.01
 QUARANTINE_ERROR_SHARE = 0.20
 LEAKAGE_AUC = 0.95
 DRIFT_PSI_WARN = 0.2
+WEATHER_JOINED_WARN = 0.9
 BRIER_MARGIN = 0.005
 SLICE_AUC_MARGIN = 0.02
 REPRODUCE_TOLERANCE = 1e-9
@@ -86,6 +87,11 @@ FEATURES_CHECKS = [
         blocking=True,
     ),
     _spec("drift_psi", FEATURES, "PSI of each feature against the champion's training data: WARN over 0.2."),
+    _spec(
+        "weather_joined",
+        FEATURES,
+        "At least 90% of flights have their origin's weather (WARN): a day's weather file missing or short.",
+    ),
     _schema_spec(FEATURES),
 ]
 TRAINED_MODEL_CHECKS = [
@@ -344,6 +350,28 @@ def no_leakage(leaked: list[str], single_feature_auc: dict[str, float]) -> dg.As
             ]
         )
         or None,
+    )
+
+
+def weather_joined(share: float, rows: int, days_missing: list[str], days: int) -> dg.AssetCheckResult:
+    """`share`: flights with any weather reading; `days_missing`: the run's days with no weather file."""
+    passed = share >= WEATHER_JOINED_WARN or rows == 0
+    return _result(
+        FEATURES,
+        "weather_joined",
+        passed,
+        {
+            "share_with_weather": share,
+            "rows": rows,
+            "days_without_weather_file": len(days_missing),
+            "first_days_without": dg.MetadataValue.json(days_missing[:10]),
+            "days": days,
+            "warn_below": WEATHER_JOINED_WARN,
+        },
+        None
+        if passed
+        else f"{share:.1%} of {rows} flights have weather; {len(days_missing)} of {days} days lack a file",
+        severity=dg.AssetCheckSeverity.WARN,
     )
 
 

@@ -31,6 +31,14 @@ def test_leakage_names_outcome_columns_and_suspicious_features():
     assert checks.no_leakage([], {"temp": 0.55}).passed is True
 
 
+def test_weather_joined_warns_below_ninety_percent():
+    short = checks.weather_joined(0.85, 1000, ["2013-01-02"], 3)
+    assert (short.passed, short.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert short.description == "85.0% of 1000 flights have weather; 1 of 3 days lack a file"
+    assert checks.weather_joined(0.9, 1000, [], 3).passed is True
+    assert checks.weather_joined(0.0, 0, [], 1).passed is True  # no flights, nothing to join
+
+
 def test_champion_comparisons_pass_without_a_champion():
     assert checks.calibration_vs_champion(0.2, None).passed is True
     assert checks.origin_slices_vs_champion({"JFK": 0.7}, None).passed is True

@@ -72,15 +72,15 @@ def features(
             **describe_partitions(context, table),
             "feature_count": len(FEATURE_COLUMNS),
             "label_rate": float(table["label"].mean()) if len(table) else 0.0,
-            "weather_days_missing": len(weather_missing),
-            "share_with_weather": (
-                float(table[list(WEATHER_FEATURES)].notna().any(axis=1).mean()) if len(table) else 0.0
-            ),
             "first_flight_date": str(table["flight_date"].min()) if len(table) else "",
             "last_flight_date": str(table["flight_date"].max()) if len(table) else "",
         },
     )
     yield checks.no_leakage(leaked_columns(table.columns), univariate_auc(table))
+    with_weather = table[list(WEATHER_FEATURES)].notna().any(axis=1)
+    yield checks.weather_joined(
+        float(with_weather.mean()) if len(table) else 0.0, len(table), weather_missing, len(days)
+    )
     yield checks.column_schema_unchanged(checks.FEATURES, previous_columns, column_types(table))
     reference = champion_profile(context.instance)
     if reference is None:

@@ -38,6 +38,7 @@ ALL_CHECKS = [
     "quarantine_share",
     "no_leakage",
     "drift_psi",
+    "weather_joined",
     "holdout_roc_auc_floor",
     "calibration_vs_champion",
     "origin_slices_vs_champion",
@@ -135,8 +136,9 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     assert per_day["2013-01-15"]["source_path"].endswith("flights_2013-01-15.csv")
     assert sum(r["dagster/row_count"] for r in per_day.values()) == 27004
     assert features["rows_in_run"].value == 27004
-    assert features["weather_days_missing"].value == 0  # each day's weather file was read
-    assert features["share_with_weather"].value > 0.95
+    (weather,) = [e for e in first.get_asset_check_evaluations() if e.check_name == "weather_joined"]
+    assert weather.metadata["days_without_weather_file"].value == 0  # each day's file was read
+    assert weather.metadata["share_with_weather"].value > 0.95
     # Derived tables: the run's totals on every day, the counts by day in the reconcile check.
     assert "dagster/row_count" not in by_day[DAYS[0]]
     assert by_day[DAYS[0]]["rows_in_run"].value == 27004
@@ -275,9 +277,12 @@ def test_a_day_without_its_weather_file_gets_missing_weather_and_a_warning(graph
         )
 
     result = features_of(resources)
-    (event,) = materializations(result, "features")
-    assert meta(event, "weather_days_missing") == 1
-    assert meta(event, "share_with_weather") == 0.0
+    (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "weather_joined"]
+    assert (check.passed, check.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert check.metadata["days_without_weather_file"].value == 1
+    assert check.metadata["first_days_without"].value == [day]
+    assert check.metadata["share_with_weather"].value == 0.0
+    assert result.success  # a warning: the day's other features still flow downstream
     without = pd.read_parquet(stored)
     assert without["temp"].isna().all()
     assert without["seats"].notna().any()  # the other features are there
@@ -288,7 +293,9 @@ def test_a_day_without_its_weather_file_gets_missing_weather_and_a_warning(graph
     assert any(f"{tmp_path / f'weather_{day}.csv'}" in m and "no weather file" in m for m in logs)
     # Landed again, the day's features get their weather back (and later tests the full month).
     restored = features_of(graph["resources"])
-    assert meta(materializations(restored, "features")[0], "weather_days_missing") == 0
+    (check,) = [e for e in restored.get_asset_check_evaluations() if e.check_name == "weather_joined"]
+    assert check.passed
+    assert check.metadata["days_without_weather_file"].value == 0
     pd.testing.assert_frame_equal(pd.read_parquet(stored), with_weather)
 
 

@@ -87,6 +87,7 @@ ASSET_METADATA = """query($key: AssetKeyInput!, $limit: Int!) { assetOrError(ass
   assetMaterializations(limit: $limit) { runId metadataEntries { label ... on TextMetadataEntry { text } } }
 } } }"""
 BACKFILL_DONE = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+RUN_DONE = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
 class GraphQL:
@@ -108,6 +109,16 @@ class GraphQL:
             " tags { key value } } } } }"
         )
         return data["runsOrError"]["results"]
+
+    def settled_runs(self, timeout: float) -> list[dict]:
+        """Every run once none is queued or in progress (the automation sensor may still be
+        launching one after a backfill completes)."""
+
+        def settled() -> list[dict]:
+            runs = self.runs()
+            return runs if all(r["status"] in RUN_DONE for r in runs) else []
+
+        return self.wait(settled, timeout, "every run to finish")
 
     def partition_stats(self, asset: str) -> dict:
         return self(PARTITION_STATS, key={"path": [asset]})["assetNodeOrError"]["partitionStats"]

@@ -153,7 +153,10 @@ def test_landing_to_champion_over_s3_postgres_and_three_processes(deployment):
         backfill = gql.backfill_all(EXECUTABLE_ASSETS, 300)
         assert backfill == {"status": "COMPLETED_SUCCESS", "numPartitions": DAYS}
         assert gql.latest_metadata("production_model")["champion_version"] == "1"
-        runs_before = {r["runId"]: r["status"] for r in gql.runs()}
+        # Once all are done: seen once, a run still queued when the services stopped ran after the restart.
+        settled = gql.settled_runs(120)
+        runs_before = {r["runId"]: r["status"] for r in settled}
+        jobs_before = sorted(r["jobName"] for r in settled)
 
     # Every table went to S3 as Parquet, one object per asset and day; nothing was written locally.
     warehouse = keys(client, BUCKET, "warehouse/")
@@ -179,7 +182,11 @@ def test_landing_to_champion_over_s3_postgres_and_three_processes(deployment):
     # Webserver and daemon restart: the runs, the partitions and the sensor's cursor survive,
     # and a day put after the cursor gets exactly one new ingest run.
     with deployment["services"]() as gql:
-        assert {r["runId"]: r["status"] for r in gql.runs()} == runs_before
+        after = gql.runs()
+        assert {r["runId"]: r["status"] for r in after} == runs_before, (
+            jobs_before,
+            [(r["jobName"], r["status"]) for r in after if r["runId"] not in runs_before],
+        )
         assert gql.partition_stats("features") == {
             "numMaterialized": DAYS,
             "numPartitions": DAYS,
