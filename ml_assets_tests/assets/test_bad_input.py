@@ -50,7 +50,7 @@ def tracking_root(tmp_path_factory):
 def ingest(tmp_path: Path, tracking_root: Path, bad: bytes) -> dict:
     """Land the good day and the bad file, then run each day's ingest as the sensor does: one run per file."""
     landing = tmp_path / "landing"
-    seed(landing, GOOD_DAY, 1)
+    seed(landing, GOOD_DAY, 2)  # both days' weather too: only the flights file is under test
     bad_path = landing / f"flights_{BAD_DAY}.csv"
     bad_path.write_bytes(bad)
     before = hashlib.sha256(bad_path.read_bytes()).hexdigest()
