@@ -1,5 +1,7 @@
 """Leak-free model features per landing day."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from ml_assets import checks, kubernetes
@@ -17,6 +19,30 @@ from ml_assets.domain.contract import weather_file_for_day
 from ml_assets.domain.tables import FEATURE_COLUMNS, FEATURE_TYPES, WEATHER_FEATURES
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LandingZone
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def weather_for_days(
+    context: dg.AssetExecutionContext, landing: LandingZone, days: list[str]
+) -> "tuple[pd.DataFrame, list[str]]":
+    """The run's days of weather, one landed file per day, and the days that have none (logged)."""
+    from ml_assets.domain.features import read_weather_files
+
+    # Only these days' files: a new day's cost must not grow with the years landed.
+    landed = {day: landing.read_weather(day) for day in days}
+    missing = [day for day, data in landed.items() if data is None]
+    if missing:
+        context.log.warning(
+            f"no weather file landed for {len(missing)} of {len(days)} days "
+            f"(first: {landing.location(weather_file_for_day(missing[0]))}); "
+            "their weather features are missing"
+        )
+    files = [
+        (landing.location(weather_file_for_day(d)), data) for d, data in landed.items() if data is not None
+    ]
+    return read_weather_files(files), missing
 
 
 @dg.asset(
@@ -39,28 +65,11 @@ def features(
     validated_data,
     landing: LandingZone,
 ):
-    from ml_assets.domain.features import (
-        build_features,
-        leaked_columns,
-        read_reference_table,
-        read_weather_files,
-    )
+    from ml_assets.domain.features import build_features, leaked_columns, read_reference_table
     from ml_assets.domain.quality import population_stability, univariate_auc
 
-    # Only the run's days of weather: a new day's cost must not grow with the years landed.
     days = list(context.partition_keys)
-    landed = {day: landing.read_weather(day) for day in days}
-    weather_missing = [day for day, data in landed.items() if data is None]
-    if weather_missing:
-        context.log.warning(
-            f"no weather file landed for {len(weather_missing)} of {len(days)} days "
-            f"(first: {landing.location(weather_file_for_day(weather_missing[0]))}); "
-            "their weather features are missing"
-        )
-    weather_table = read_weather_files(
-        [(landing.location(weather_file_for_day(d)), data) for d, data in landed.items() if data is not None]
-    )
-    del landed
+    weather_table, weather_missing = weather_for_days(context, landing, days)
     planes_table = read_reference_table(
         "planes", landing.read_reference("planes.csv"), landing.location("planes.csv")
     )
