@@ -11,7 +11,7 @@ from ml_assets.assets.validation import validated_data
 from ml_assets.automation.degradation import retrain_on_degradation
 from ml_assets.automation.failures import run_failure_records
 from ml_assets.automation.jobs import ingest_job, promote_job, retrain_job, rollback_job
-from ml_assets.automation.landing_sensor import landing_sensor
+from ml_assets.automation.landing_sensor import landing_sensor, weather_sensor
 from ml_assets.automation.policies import (
     AutomationSettings,
     apply_automation,
@@ -41,7 +41,13 @@ def defs() -> dg.Definitions:
         asset_checks=builder_checks(),
         jobs=[ingest_job, retrain_job, promote_job, rollback_job],
         schedules=[retrain_schedule(settings, retrain_job)],
-        sensors=[landing_sensor, automation_sensor(), run_failure_records, retrain_on_degradation],
+        sensors=[
+            landing_sensor,
+            weather_sensor,
+            automation_sensor(),
+            run_failure_records,
+            retrain_on_degradation,
+        ],
         resources=resources_for(environment),
         executor=executor_for(environment),
     )

@@ -115,7 +115,13 @@ def test_environment_is_chosen_by_one_variable(monkeypatch, tmp_path):
 
 def test_automation_runs_by_itself_on_a_fresh_instance():
     definitions = defs()
-    for name in ("landing_sensor", "automation", "run_failure_records", "retrain_on_degradation"):
+    for name in (
+        "landing_sensor",
+        "weather_sensor",
+        "automation",
+        "run_failure_records",
+        "retrain_on_degradation",
+    ):
         assert definitions.get_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
     schedule = definitions.get_schedule_def("retrain_schedule")
     assert schedule.cron_schedule == "0 3 * * 1"

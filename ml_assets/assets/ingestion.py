@@ -106,11 +106,14 @@ def _rows_by_day_before(context: dg.AssetExecutionContext, day: str, window: int
 
 # Reference tables are kept up to date outside this pipeline: external assets give them lineage in
 # the graph without making them steps, so a backfill of the daily chain never waits on them.
+# Weather is partitioned like the flights: a day's file landing after its flights is reported by the
+# weather sensor, and features re-runs that day alone.
 weather = dg.AssetSpec(
     "weather",
     group_name="ingestion",
     owners=OWNERS,
     kinds={"csv"},
+    partitions_def=landing_days,
     description="Hourly weather per origin airport: weather_YYYY-MM-DD.csv per day, landing dir (external).",
 )
 planes = dg.AssetSpec(

@@ -1,4 +1,5 @@
-"""The landing sensor: new complete files become partitions, each with one ingest run."""
+"""The landing sensors: new flight files become partitions, each with one ingest run; a day's weather
+landing after its features ran is recorded, and automation re-runs that day's features."""
 
 import dagster as dg
 
@@ -7,7 +8,7 @@ from ml_assets.automation.jobs import ingest_job
 from ml_assets.automation.policies import LANDING_FILE_TAG
 from ml_assets.domain.contract import FileRule
 from ml_assets.partitions import landing_days
-from ml_assets.resources.landing import LandedFile, LandingZone
+from ml_assets.resources.landing import WEATHER_FILE_PREFIX, LandedFile, LandingZone
 
 
 def ingest_run_request(landed: LandedFile) -> dg.RunRequest:
@@ -19,14 +20,16 @@ def ingest_run_request(landed: LandedFile) -> dg.RunRequest:
     )
 
 
-def misnamed_file_event(landed: LandedFile, location: str) -> dg.AssetObservation:
-    """A file whose name is no landing day: recorded on raw_data, left untouched."""
+def misnamed_file_event(
+    landed: LandedFile, location: str, asset_key: str = "raw_data", pattern: str = "flights_YYYY-MM-DD.csv"
+) -> dg.AssetObservation:
+    """A file whose name is no landing day: recorded on the asset it would feed, left untouched."""
     return dg.AssetObservation(
-        asset_key="raw_data",
+        asset_key=asset_key,
         metadata={
             "rejected_file": location,
             "rule": FileRule.BAD_FILE_NAME.value,
-            "detail": "file name is not flights_YYYY-MM-DD.csv; the file was not read",
+            "detail": f"file name is not {pattern}; the file was not read",
         },
     )
 
@@ -81,4 +84,56 @@ def identical_reland_event(landed: LandedFile, location: str) -> dg.AssetObserva
         asset_key="raw_data",
         partition=landed.day,
         metadata={"skipped_file": location, "reason": "landed again with the same bytes as last processed"},
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records weather files landing after their day's features ran; that day's features re-run.",
+)
+def weather_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
+    fresh, next_cursor = landing.new_files(context.cursor, WEATHER_FILE_PREFIX)
+    if not fresh:
+        return dg.SkipReason("no new weather files")
+    misnamed = [f for f in fresh if f.day is None]
+    for landed in misnamed:
+        context.log.warning(f"{landing.location(landed.name)}: rule 'bad_file_name': not read")
+    # The first tick only sets the cursor (weather landed before the sensor ran is left to the user, as
+    # with flights). After it, a weather file matters only if its day's features ran before it landed:
+    # otherwise the day's coming or running features step reads it anyway.
+    late = [] if not context.cursor else late_weather(context.instance, [f for f in fresh if f.day])
+    for landed in late:
+        context.log.info(f"{landing.location(landed.name)}: landed after its day's features; recorded")
+    return dg.SensorResult(
+        asset_events=[
+            *(
+                misnamed_file_event(f, landing.location(f.name), "weather", "weather_YYYY-MM-DD.csv")
+                for f in misnamed
+            ),
+            *(weather_landed_event(f, landing.location(f.name)) for f in late),
+        ],
+        cursor=next_cursor,
+    )
+
+
+def late_weather(instance: dg.DagsterInstance, landed: list[LandedFile]) -> list[LandedFile]:
+    """The weather files whose day's features were last written before the file landed."""
+    late = []
+    for weather in landed:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("features"), asset_partitions=[weather.day]), limit=1
+        ).records
+        if records and records[0].timestamp * 1e9 < weather.modified_ns:
+            late.append(weather)
+    return late
+
+
+def weather_landed_event(landed: LandedFile, location: str) -> dg.AssetMaterialization:
+    """A runless materialization of the day's weather: features follows it (an update made by no
+    landing run), so the day's features re-run with the weather joined."""
+    return dg.AssetMaterialization(
+        asset_key="weather",
+        partition=landed.day,
+        metadata={"file": location, "size_bytes": landed.size_bytes},
     )

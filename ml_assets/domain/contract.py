@@ -7,6 +7,8 @@ from enum import StrEnum
 
 # A landing file is one day of flights: flights_YYYY-MM-DD.csv (writers write *.tmp, then rename).
 LANDING_FILE_PATTERN = re.compile(r"^flights_(\d{4}-\d{2}-\d{2})\.csv$")
+# Its hourly weather lands as weather_YYYY-MM-DD.csv, before or after the flights.
+WEATHER_FILE_PATTERN = re.compile(r"^weather_(\d{4}-\d{2}-\d{2})\.csv$")
 PARTITION_COLUMN = "landing_day"
 
 INTEGER_COLUMNS = (
@@ -101,10 +103,16 @@ def day_from_file_name(name: str) -> str | None:
     return match.group(1) if match else None
 
 
+def day_from_weather_file_name(name: str) -> str | None:
+    """The day a weather file name stands for, or None if the name breaks the contract."""
+    match = WEATHER_FILE_PATTERN.match(name)
+    return match.group(1) if match else None
+
+
 def file_name_for_day(day: str) -> str:
     return f"flights_{day}.csv"
 
 
 def weather_file_for_day(day: str) -> str:
-    """The day's hourly weather readings, landed beside its flights file (before it)."""
+    """The day's hourly weather readings, landed beside its flights file (before or after it)."""
     return f"weather_{day}.csv"

@@ -16,9 +16,16 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ml_assets.domain.contract import day_from_file_name, file_name_for_day, weather_file_for_day
+from ml_assets.domain.contract import (
+    day_from_file_name,
+    day_from_weather_file_name,
+    file_name_for_day,
+    weather_file_for_day,
+)
 
 LANDING_FILE_PREFIX = "flights_"
+WEATHER_FILE_PREFIX = "weather_"
+_DAY_FROM_NAME = {LANDING_FILE_PREFIX: day_from_file_name, WEATHER_FILE_PREFIX: day_from_weather_file_name}
 # A file still being written (`*.tmp`, then renamed) or hidden is never read.
 IN_PROGRESS_SUFFIX = ".tmp"
 
@@ -31,16 +38,14 @@ class LandedFile:
     modified_ns: int
 
 
-def is_landing_file(name: str) -> bool:
-    return (
-        name.startswith(LANDING_FILE_PREFIX)
-        and not name.endswith(IN_PROGRESS_SUFFIX)
-        and not name.startswith(".")
-    )
+def is_landing_file(name: str, prefix: str = LANDING_FILE_PREFIX) -> bool:
+    return name.startswith(prefix) and not name.endswith(IN_PROGRESS_SUFFIX) and not name.startswith(".")
 
 
-def landed_file(name: str, size_bytes: int, modified_ns: int) -> LandedFile:
-    return LandedFile(name, day_from_file_name(name), size_bytes, modified_ns)
+def landed_file(
+    name: str, size_bytes: int, modified_ns: int, prefix: str = LANDING_FILE_PREFIX
+) -> LandedFile:
+    return LandedFile(name, _DAY_FROM_NAME[prefix](name), size_bytes, modified_ns)
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -55,11 +60,13 @@ class LandingZone(dg.ConfigurableResource):
         """Where a file is, as a user would look for it (a path or an s3:// URL)."""
         raise NotImplementedError
 
-    def list_files(self) -> list[LandedFile]:
-        """Every complete landing file, sorted by name."""
+    def list_files(self, prefix: str = LANDING_FILE_PREFIX) -> list[LandedFile]:
+        """Every complete landing file (flights, or weather with `WEATHER_FILE_PREFIX`), sorted by name."""
         raise NotImplementedError
 
-    def new_files(self, cursor: str | None) -> tuple[list[LandedFile], str | None]:
+    def new_files(
+        self, cursor: str | None, prefix: str = LANDING_FILE_PREFIX
+    ) -> tuple[list[LandedFile], str | None]:
         """Files landed since `cursor` (oldest first) and the cursor covering them."""
         raise NotImplementedError
 
@@ -121,22 +128,24 @@ class LocalLandingZone(LandingZone):
     def location(self, name: str) -> str:
         return str(self._root() / name)
 
-    def list_files(self) -> list[LandedFile]:
+    def list_files(self, prefix: str = LANDING_FILE_PREFIX) -> list[LandedFile]:
         root = self._root()
         if not root.is_dir():
             return []
         files = []
         with os.scandir(root) as entries:
             for entry in entries:
-                if entry.is_file() and is_landing_file(entry.name):
+                if entry.is_file() and is_landing_file(entry.name, prefix):
                     stat = entry.stat()
-                    files.append(landed_file(entry.name, stat.st_size, stat.st_mtime_ns))
+                    files.append(landed_file(entry.name, stat.st_size, stat.st_mtime_ns, prefix))
         return sorted(files, key=lambda f: f.name)
 
-    def new_files(self, cursor: str | None) -> tuple[list[LandedFile], str | None]:
+    def new_files(
+        self, cursor: str | None, prefix: str = LANDING_FILE_PREFIX
+    ) -> tuple[list[LandedFile], str | None]:
         # A directory listing is one syscall per entry (0.035 s for 10,000 files); mtime order
         # also catches a day re-landed under its old name.
-        fresh, next_cursor = files_after(self.list_files(), LandingCursor.parse(cursor))
+        fresh, next_cursor = files_after(self.list_files(prefix), LandingCursor.parse(cursor))
         return fresh, next_cursor.dump() if fresh else cursor
 
     def size_of_day(self, day: str) -> int | None:

@@ -58,27 +58,29 @@ class S3LandingZone(LandingZone):
     def location(self, name: str) -> str:
         return f"s3://{self.bucket}/{_key(self.prefix, name)}"
 
-    def _list(self, start_after: str | None) -> list[LandedFile]:
+    def _list(self, start_after: str | None, prefix: str) -> list[LandedFile]:
         paginator = self.client().get_paginator("list_objects_v2")
         root = _key(self.prefix, "")
-        kwargs = {"Bucket": self.bucket, "Prefix": root + LANDING_FILE_PREFIX}
+        kwargs = {"Bucket": self.bucket, "Prefix": root + prefix}
         if start_after:
             kwargs["StartAfter"] = start_after
         files = []
         for page in paginator.paginate(**kwargs):
             for item in page.get("Contents", []):
                 name = item["Key"][len(root) :]
-                if "/" not in name and is_landing_file(name):
+                if "/" not in name and is_landing_file(name, prefix):
                     modified_ns = int(item["LastModified"].timestamp() * 1e9)
-                    files.append(landed_file(name, item["Size"], modified_ns))
+                    files.append(landed_file(name, item["Size"], modified_ns, prefix))
         return files
 
-    def list_files(self) -> list[LandedFile]:
-        return self._list(None)
+    def list_files(self, prefix: str = LANDING_FILE_PREFIX) -> list[LandedFile]:
+        return self._list(None, prefix)
 
-    def new_files(self, cursor: str | None) -> tuple[list[LandedFile], str | None]:
+    def new_files(
+        self, cursor: str | None, prefix: str = LANDING_FILE_PREFIX
+    ) -> tuple[list[LandedFile], str | None]:
         last_key = json.loads(cursor)["key"] if cursor else None
-        fresh = self._list(last_key)
+        fresh = self._list(last_key, prefix)
         if not fresh:
             return [], cursor
         return fresh, json.dumps({"key": _key(self.prefix, fresh[-1].name)})

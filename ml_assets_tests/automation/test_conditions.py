@@ -5,6 +5,7 @@ import shutil
 import dagster as dg
 import pytest
 
+from ml_assets.automation.landing_sensor import weather_sensor
 from ml_assets.definitions import defs
 from ml_assets.partitions import landing_days
 from ml_assets_tests.conftest import make_resources
@@ -87,3 +88,43 @@ def test_champion_decision_follows_only_a_challenger_that_passed_its_gate(world)
     assert after_passed.get_num_requested(dg.AssetKey("production_model")) == 1
     # Asked once: the next evaluation does not ask again for the same challenger.
     assert evaluate(world, after_passed.cursor).get_num_requested(dg.AssetKey("production_model")) == 0
+
+
+def weather_tick(world, cursor=None):
+    """The weather sensor's tick, its events stored as the daemon stores them."""
+    context = dg.build_sensor_context(
+        instance=world["instance"], cursor=cursor, resources={"landing": world["resources"]["landing"]}
+    )
+    result = weather_sensor(context)
+    for event in getattr(result, "asset_events", []):
+        world["instance"].report_runless_asset_event(event)
+    return result
+
+
+def test_weather_landing_after_its_day_re_runs_only_that_days_features(world, tmp_path):
+    weather = tmp_path / "landing" / f"weather_{GOOD}.csv"
+    held_back = weather.read_bytes()
+    weather.unlink()
+    first_tick = weather_tick(world)
+    start = evaluate(world)
+    tags = {"ml_assets/landing_file": f"flights_{GOOD}.csv"}  # as the landing sensor's run
+    ingest = run(
+        world, ["raw_data", "validated_data", "quarantine", "features"], partition_key=GOOD, tags=tags
+    )
+    (without,) = [e for e in ingest.get_asset_check_evaluations() if e.check_name == "weather_joined"]
+    assert (without.passed, without.metadata["days_without_weather_file"].value) == (False, 1)
+    settled = evaluate(world, start.cursor)
+    assert settled.get_requested_partitions(dg.AssetKey("features")) == set()
+
+    weather.write_bytes(held_back)  # the weather lands late
+    late = weather_tick(world, first_tick.cursor)
+    assert [(e.asset_key, e.partition) for e in late.asset_events] == [(dg.AssetKey("weather"), GOOD)]
+    followed = evaluate(world, settled.cursor)
+    assert followed.get_requested_partitions(dg.AssetKey("features")) == {GOOD}
+    assert followed.get_num_requested(dg.AssetKey("validated_data")) == 0
+
+    rerun = run(world, ["features"], partition_key=GOOD)
+    (joined,) = [e for e in rerun.get_asset_check_evaluations() if e.check_name == "weather_joined"]
+    assert joined.passed
+    assert joined.metadata["share_with_weather"].value > 0.9
+    assert evaluate(world, followed.cursor).get_num_requested(dg.AssetKey("features")) == 0

@@ -1,9 +1,10 @@
 import os
+import time
 
 import dagster as dg
 import pytest
 
-from ml_assets.automation.landing_sensor import landing_sensor
+from ml_assets.automation.landing_sensor import landing_sensor, weather_sensor
 from ml_assets.partitions import landing_days
 from ml_assets.resources.landing import LandingCursor, LocalLandingZone
 
@@ -20,13 +21,13 @@ def instance():
         yield instance
 
 
-def tick(instance, landing_dir, cursor=None):
+def tick(instance, landing_dir, cursor=None, sensor=landing_sensor):
     context = dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
         resources={"landing": LocalLandingZone(landing_dir=str(landing_dir))},
     )
-    return landing_sensor(context), context
+    return sensor(context), context
 
 
 def test_backlog_registers_every_day_with_one_run_per_file(instance, tmp_path):
@@ -118,3 +119,26 @@ def test_identical_reland_is_recorded_and_skipped_changed_one_runs(instance, tmp
     touch(path, day_csv("2013-01-16"), mtime_ns=3 * 10**9)  # new content under the same name
     changed, _ = tick(instance, landing, same.cursor)
     assert [r.partition_key for r in changed.run_requests] == ["2013-01-15"]
+
+
+def test_weather_landing_after_its_days_features_is_recorded_once(instance, tmp_path):
+    touch(tmp_path / "weather_2013-01-01.csv", mtime_ns=10**9)
+    instance.add_dynamic_partitions(landing_days.name, ["2013-01-01", "2013-01-02", "2013-01-03"])
+    first, _ = tick(instance, tmp_path, sensor=weather_sensor)
+    assert first.asset_events == []  # the first tick only sets the cursor
+    for day in ("2013-01-02", "2013-01-03"):
+        instance.report_runless_asset_event(dg.AssetMaterialization("features", partition=day))
+    after_features = time.time_ns() + 10**9
+    touch(tmp_path / "weather_2013-01-02.csv", mtime_ns=after_features)  # late: features ran without it
+    touch(tmp_path / "weather_2013-01-03.csv", mtime_ns=2 * 10**9)  # there when features ran
+    touch(tmp_path / "weather_2013-01-04.csv", mtime_ns=after_features)  # its flights run will read it
+    touch(tmp_path / "weather_jan.csv", mtime_ns=after_features)
+    second, _ = tick(instance, tmp_path, first.cursor, sensor=weather_sensor)
+    misnamed, late = second.asset_events
+    assert (misnamed.asset_key, misnamed.metadata["rule"].value) == (dg.AssetKey("weather"), "bad_file_name")
+    assert misnamed.metadata["rejected_file"].value == str(tmp_path / "weather_jan.csv")
+    assert isinstance(late, dg.AssetMaterialization)
+    assert (late.asset_key, late.partition) == (dg.AssetKey("weather"), "2013-01-02")
+    assert late.metadata["file"].value == str(tmp_path / "weather_2013-01-02.csv")
+    assert second.run_requests == []
+    assert isinstance(tick(instance, tmp_path, second.cursor, sensor=weather_sensor)[0], dg.SkipReason)

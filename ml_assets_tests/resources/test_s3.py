@@ -9,6 +9,7 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
+from ml_assets.resources.landing import WEATHER_FILE_PREFIX
 from ml_assets.resources.s3 import S3LandingZone, S3ParquetIOManager
 from ml_assets_tests.integration.servers import S3_CREDENTIALS, s3_client
 from ml_assets_tests.resources.test_io_manager import _range_input_context, _range_output_context, frame
@@ -75,6 +76,13 @@ def test_landing_zone_lists_after_its_cursor_and_reads_files(s3_endpoint, bucket
     assert zone.size_of_day("2013-02-01") is None
     assert zone.sha256_of_day(days[1]) == hashlib.sha256(b"day 2013-01-02").hexdigest()
     assert zone.location("flights_2013-01-01.csv") == f"s3://{bucket}/in/flights_2013-01-01.csv"
+
+    # Weather files have their own listing and cursor (the weather sensor's).
+    weather, weather_cursor = zone.new_files(None, WEATHER_FILE_PREFIX)
+    assert [(f.name, f.day) for f in weather] == [("weather_2013-01-01.csv", "2013-01-01")]
+    client.put_object(Bucket=bucket, Key="in/weather_2013-01-03.csv", Body=b"w3")
+    (late,), _ = zone.new_files(weather_cursor, WEATHER_FILE_PREFIX)
+    assert (late.day, late.size_bytes) == ("2013-01-03", 2)
 
 
 def test_parquet_io_manager_round_trips_partitions_and_records_over_http(s3_endpoint, bucket):
