@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml_assets.domain.contract import FLIGHT_COLUMNS, file_name_for_day, weather_file_for_day
+from ml_assets.domain.features import split_weather_by_day
 from ml_assets.resources.environment import local_paths
 
 
@@ -35,9 +36,8 @@ def load_demo_flights() -> pd.DataFrame:
 
 def load_demo_weather() -> dict[str, bytes]:
     """The demo year's hourly weather as one CSV per day (keyed 'YYYY-MM-DD'), text as shipped."""
-    weather = pd.read_csv(demo_data_dir() / "weather.csv", dtype=str, keep_default_na=False)
-    day = weather["year"] + "-" + weather["month"].str.zfill(2) + "-" + weather["day"].str.zfill(2)
-    return {d: rows.to_csv(index=False).encode() for d, rows in weather.groupby(day)}
+    path = demo_data_dir() / "weather.csv"
+    return split_weather_by_day(path.read_bytes(), str(path))
 
 
 def land(path: Path, data: bytes) -> None:

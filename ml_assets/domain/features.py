@@ -194,6 +194,27 @@ def read_weather_files(files: list[tuple[str, bytes]]) -> pd.DataFrame:
     return tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True)
 
 
+def split_weather_by_day(data: bytes, source: str) -> dict[str, bytes]:
+    """A weather CSV covering many days as one CSV per day ('YYYY-MM-DD' -> bytes), rows and text as
+    given: what turns an hourly feed (or an old single `weather.csv`) into the landing contract's
+    `weather_YYYY-MM-DD.csv` files. A missing column, an unreadable file or a row whose `year`,
+    `month`, `day` are not a date is an error naming `source` (and the row), and nothing is split."""
+    import io
+
+    read_reference_table("weather", data, source)  # the columns and types features will need
+    text = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    day = text["year"] + "-" + text["month"].str.zfill(2) + "-" + text["day"].str.zfill(2)
+    parsed = pd.to_datetime(day, format="%Y-%m-%d", errors="coerce")
+    bad = parsed.isna() | (parsed.dt.strftime("%Y-%m-%d") != day)
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise ValueError(
+            f"{source}: row {row + 2}: year, month, day must form a date "
+            f"({text.at[row, 'year']!r}, {text.at[row, 'month']!r}, {text.at[row, 'day']!r})"
+        )
+    return {d: rows.to_csv(index=False).encode() for d, rows in text.groupby(day)}
+
+
 def prepare_weather(weather: pd.DataFrame, flight_dates: np.ndarray | None = None) -> pd.DataFrame:
     """Hourly origin weather keyed by (origin, flight_date, hour); duplicates keep the first reading.
 

@@ -15,6 +15,7 @@ from ml_assets.domain.features import (
     prepare_weather,
     read_reference_table,
     read_weather_files,
+    split_weather_by_day,
 )
 from ml_assets.domain.parsing import parse_landing_file
 from ml_assets.domain.validation import validate_flights
@@ -83,6 +84,41 @@ def test_a_bad_weather_file_among_many_is_named():
         read_weather_files(
             [("landing/weather_2013-01-01.csv", good), ("landing/weather_2013-01-03.csv", no_dewp)]
         )
+
+
+_WEATHER_HEADER = (
+    b"origin,year,month,day,hour,temp,dewp,humid,wind_dir,wind_speed,wind_gust,precip,pressure,visib\n"
+)
+
+
+def test_a_many_day_weather_file_splits_into_its_days_text_as_given():
+    rows = [
+        b"JFK,2013,3,2,0,41.0,NA,60.5,270,10.357,NA,0,1012.5,10",
+        b"EWR,2013,3,1,23,39.9,26.1,59.37,,9.2,NA,0.01,1012,10",
+        b"LGA,2013,3,2,5,40,26,59,260,8,NA,0,1013,10",
+    ]
+    by_day = split_weather_by_day(_WEATHER_HEADER + b"\n".join(rows) + b"\n", "weather.csv")
+    assert sorted(by_day) == ["2013-03-01", "2013-03-02"]
+    assert by_day["2013-03-01"] == _WEATHER_HEADER + rows[1] + b"\n"
+    assert by_day["2013-03-02"] == _WEATHER_HEADER + rows[0] + b"\n" + rows[2] + b"\n"
+    # Each day's file reads as the same readings the whole file gives for that day.
+    whole = read_weather_files([("weather.csv", _WEATHER_HEADER + b"\n".join(rows) + b"\n")])
+    day_two = read_weather_files([("weather_2013-03-02.csv", by_day["2013-03-02"])])
+    pd.testing.assert_frame_equal(day_two, whole[whole["day"] == 2].reset_index(drop=True))
+
+
+@pytest.mark.parametrize(
+    ("row", "rule"),
+    [
+        (b"EWR,2013,2,30,1,39,26,59,270,10,NA,0,1012,10", r"row 3: year, month, day must form a date"),
+        (b"EWR,2013,13,1,1,39,26,59,270,10,NA,0,1012,10", r"row 3: .*\('2013', '13', '1'\)"),
+        (b"EWR,2013,1,2,1,39,26", r"not a readable CSV"),
+    ],
+)
+def test_a_weather_file_that_cannot_be_split_names_the_file_and_the_rule(row, rule):
+    good = b"EWR,2013,1,1,1,39,26,59,270,10,NA,0,1012,10\n"
+    with pytest.raises(ValueError, match=r"^feeds/weather_2013.csv: " + rule):
+        split_weather_by_day(_WEATHER_HEADER + good + row + b"\n", "feeds/weather_2013.csv")
 
 
 def test_a_days_features_read_only_that_days_weather(reference, valid_day):
