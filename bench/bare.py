@@ -2,6 +2,8 @@
 
 No Dagster, no IO manager, no checks, no metadata, no MLflow: files in, matrix and model out.
 It calls the same pure functions the assets call, so the difference is the orchestration.
+`register` is MLflow's own floor for the training step: the fitted model logged and registered
+the cheapest way, no dataset, figures, profile or checks.
 """
 
 from pathlib import Path
@@ -11,7 +13,7 @@ import pandas as pd
 from ml_assets.domain.contract import LABEL, file_name_for_day, weather_file_for_day
 from ml_assets.domain.features import build_features, read_reference_table, read_weather_files
 from ml_assets.domain.parsing import parse_landing_file
-from ml_assets.domain.training import ModelParams, fit_model, score, time_split
+from ml_assets.domain.training import SKOPS_TRUSTED_TYPES, ModelParams, evaluate, fit_model, score, time_split
 from ml_assets.domain.validation import validate_flights
 
 
@@ -41,3 +43,21 @@ def fit(features: pd.DataFrame, holdout_days: int, max_holdout_fraction: float, 
 def holdout_scores(model, features: pd.DataFrame, holdout_days: int, max_holdout_fraction: float):
     holdout = time_split(features, holdout_days, max_holdout_fraction).holdout
     return score(model, holdout), holdout[LABEL].to_numpy()
+
+
+def register(model, scores_and_labels, tracking_uri: str, artifacts: Path, requirements: list[str]) -> str:
+    """Log the holdout metrics and the model, registered, in a run of a new MLflow store; its version."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = mlflow.create_experiment("bare", artifact_location=artifacts.as_uri())
+    with mlflow.start_run(experiment_id=experiment):
+        mlflow.log_metrics(evaluate(scores_and_labels[1], scores_and_labels[0]))
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            registered_model_name="bare_flight_delay",
+            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+            pip_requirements=requirements,
+        )
+    return str(info.registered_model_version)

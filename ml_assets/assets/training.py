@@ -182,7 +182,7 @@ def _log_training_run(
     from mlflow.models import infer_signature
 
     from ml_assets.domain.quality import feature_profile
-    from ml_assets.domain.training import SKOPS_TRUSTED_TYPES, model_inputs, score
+    from ml_assets.domain.training import SKOPS_TRUSTED_TYPES, model_inputs, score, table_digest
 
     landing_days = sorted({*split.train["landing_day"], *split.holdout["landing_day"]})
     tags = {
@@ -201,7 +201,9 @@ def _log_training_run(
         mlflow_lib.log_params(params)
         mlflow_lib.log_metrics(metrics)
         train_inputs = model_inputs(split.train).assign(label=split.train[LABEL].to_numpy())
-        dataset = mlflow_lib.data.from_pandas(train_inputs, name="flight_features_train", targets="label")
+        dataset = mlflow_lib.data.from_pandas(
+            train_inputs, name="flight_features_train", targets="label", digest=table_digest(train_inputs)
+        )
         # MLflow infers a dataset schema element by element (2.4 s for a year); the same schema,
         # computed column-wise, is filled into its cached property.
         dataset.__dict__["schema"] = dataset_schema(train_inputs)

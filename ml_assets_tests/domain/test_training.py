@@ -12,6 +12,7 @@ from ml_assets.domain.training import (
     permutation_importances,
     score,
     select_window,
+    table_digest,
     time_split,
 )
 
@@ -110,3 +111,15 @@ def test_permutation_importances_equal_shuffling_the_raw_columns_through_the_who
     expected = dict(zip(FEATURE_COLUMNS, whole.importances_mean.tolist(), strict=True))
     assert permutation_importances(model, split.holdout, seed=7) == pytest.approx(expected, abs=1e-12)
     assert expected["carrier"] > 0.05  # a categorical column, shuffled as codes and as strings alike
+
+
+def test_table_digest_sees_every_row_column_and_type():
+    frame = model_inputs(synthetic_features(days=100, per_day=120))  # 12,000 rows
+    digest = table_digest(frame)
+    assert len(digest) == 8
+    assert digest == table_digest(frame.copy())
+    late = frame.copy()
+    late.loc[11_500, "carrier"] = "Z"  # past the 10,000 rows MLflow's own digest reads
+    renamed = frame.rename(columns={"carrier": "airline"})
+    retyped = frame.astype({"temp": "float32"})
+    assert len({digest, table_digest(late), table_digest(renamed), table_digest(retyped)}) == 4
