@@ -6,7 +6,7 @@ from ml_assets.assets.deployment import production_model
 from ml_assets.assets.features import features
 from ml_assets.assets.ingestion import planes, raw_data, weather
 from ml_assets.assets.serving import model_monitoring, predictions
-from ml_assets.assets.training import trained_model
+from ml_assets.assets.training import feature_importance, trained_model
 from ml_assets.assets.validation import validated_data
 from ml_assets.automation.degradation import retrain_on_degradation
 from ml_assets.automation.failures import run_failure_records
@@ -34,6 +34,7 @@ def defs() -> dg.Definitions:
             validated_data,
             features,
             trained_model,
+            feature_importance,
             production_model,
             predictions,
             model_monitoring,

@@ -15,6 +15,7 @@ EXPECTED_ASSETS = {
     "quarantine",
     "features",
     "trained_model",
+    "feature_importance",
     "production_model",
     "predictions",
     "model_monitoring",
@@ -66,6 +67,12 @@ def test_definitions_load_with_the_whole_graph():
         dg.AssetKey("trained_model"),
         dg.AssetKey("features"),
     }
+    # Explaining a challenger is off the path to the champion decision.
+    assert graph.get(dg.AssetKey("feature_importance")).parent_keys == {
+        dg.AssetKey("trained_model"),
+        dg.AssetKey("features"),
+    }
+    assert graph.get(dg.AssetKey("feature_importance")).child_keys == set()
     jobs = {job.name for job in definitions.get_repository_def().get_all_jobs()}
     assert {"ingest", "retrain"} <= jobs
     assert definitions.get_sensor_def("landing_sensor").default_status == dg.DefaultSensorStatus.RUNNING
@@ -91,7 +98,7 @@ def test_every_asset_and_check_is_described_and_grouped():
 
 def test_partitioned_assets_backfill_as_one_run():
     executable = [a for a in defs().assets if isinstance(a, dg.AssetsDefinition)]
-    assert len(executable) == 7
+    assert len(executable) == 8
     for assets_def in executable:
         assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()
 

@@ -85,11 +85,13 @@ def test_each_asset_step_pod_is_sized_by_its_op_tags(k8s_definitions):
         assert secrets == ["ml-assets-aws", "ml-assets-settings"]
     assert sizes["trained_model"] == {"cpu": "2", "memory": "4Gi"}
     assert sizes["features"] == {"cpu": "1", "memory": "2Gi"}
+    assert sizes["feature_importance"] == {"cpu": "1", "memory": "2Gi"}  # scoring, not training
     assert set(sizes) == {
         "raw_data",
         "validated_data",
         "features",
         "trained_model",
+        "feature_importance",
         "production_model",
         "predictions",
         "model_monitoring",

@@ -39,13 +39,6 @@ class PromotionConfig(dg.Config):
     )
 
 
-def holdout_of(features: "pd.DataFrame", trained_model: dict) -> "pd.DataFrame":
-    days = features["flight_date"]
-    return features[
-        (days >= trained_model["holdout_first_day"]) & (days <= trained_model["holdout_last_day"])
-    ]
-
-
 @dg.asset(
     backfill_policy=single_run,
     ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}, dagster_type=DataFrame)},
@@ -68,6 +61,8 @@ def production_model(
         if config.rollback:
             record = _roll_back(context, mlflow)
         else:
+            from ml_assets.domain.training import holdout_of
+
             record = _decide(context, config, trained_model, holdout_of(features, trained_model), mlflow)
         reproduces = _champion_reproduces(mlflow, record["champion_version"])
     context.log.info(

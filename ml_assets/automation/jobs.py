@@ -11,8 +11,8 @@ ingest_job = dg.define_asset_job(
 )
 retrain_job = dg.define_asset_job(
     "retrain",
-    selection=dg.AssetSelection.assets("trained_model", "production_model"),
-    description="Train a challenger on the feature partitions and run the champion decision.",
+    selection=dg.AssetSelection.assets("trained_model", "production_model", "feature_importance"),
+    description="Train a challenger on the feature partitions, run the champion decision, explain it.",
     tags={"ml_assets/training": "true"},
 )
 promote_job = dg.define_asset_job(

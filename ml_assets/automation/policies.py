@@ -83,6 +83,17 @@ def follows_new_challenger() -> dg.AutomationCondition:
     ).with_label("follows a new challenger that passed its blocking checks")
 
 
+def explains_new_challenger() -> dg.AutomationCondition:
+    """Explain each new challenger once, passed or failed its checks (a failed one is the one to read);
+    new feature partitions alone do not."""
+    challenger = dg.AssetSelection.assets("trained_model")
+    return (
+        dg.AutomationCondition.any_deps_updated().allow(challenger).since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("explains each new challenger")
+
+
 def serves_the_champion() -> dg.AutomationCondition:
     """Score a day as soon as its features land (by any run) and again when the champion changes."""
     return (
@@ -103,6 +114,7 @@ def conditions() -> dict[str, dg.AutomationCondition]:
         "features": follows_new_data(),
         "trained_model": refresh_when_stale(),
         "production_model": follows_new_challenger(),
+        "feature_importance": explains_new_challenger(),
     }
 
 

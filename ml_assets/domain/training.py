@@ -64,6 +64,14 @@ def time_split(features: pd.DataFrame, holdout_days: int, max_holdout_fraction: 
     )
 
 
+def holdout_of(features: pd.DataFrame, trained_model: dict) -> pd.DataFrame:
+    """The rows of a trained model's holdout days (its record names the first and last)."""
+    days = features["flight_date"]
+    return features[
+        (days >= trained_model["holdout_first_day"]) & (days <= trained_model["holdout_last_day"])
+    ]
+
+
 def model_inputs(features: pd.DataFrame) -> pd.DataFrame:
     """The model's input columns with the dtypes its signature declares."""
     frame = features[list(FEATURE_COLUMNS)].copy()
@@ -137,7 +145,9 @@ def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     }
 
 
-def permutation_importances(model, holdout: pd.DataFrame, seed: int, rows: int = 4000) -> dict[str, float]:
+def permutation_importances(
+    model, holdout: pd.DataFrame, seed: int, rows: int = 4000, repeats: int = 3
+) -> dict[str, float]:
     """Mean drop in ROC AUC when each input column is shuffled, on a seeded holdout sample.
 
     The sample is encoded once and the classifier scores the shuffled encoded columns: the ordinal
@@ -153,7 +163,7 @@ def permutation_importances(model, holdout: pd.DataFrame, seed: int, rows: int =
         encoded,
         sample[LABEL].to_numpy(),
         scoring="roc_auc",
-        n_repeats=3,
+        n_repeats=repeats,
         random_state=seed,
     )
     return {

@@ -150,6 +150,17 @@ class MlflowTracking(dg.ConfigurableResource):
             raise
         tracking.end_run(status="FINISHED")
 
+    def log_files(self, run_id: str, files: dict[str, bytes]) -> None:
+        """Write each file (name -> bytes) to the artifact root of the run, active or ended."""
+        import tempfile
+        from pathlib import Path
+
+        client = self.client()
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                (Path(tmp) / name).write_bytes(data)
+            client.log_artifacts(run_id, tmp)
+
     def dagster_run_url(self, run_id: str) -> str | None:
         return f"{self.dagster_ui_url.rstrip('/')}/runs/{run_id}" if self.dagster_ui_url else None
 

@@ -348,13 +348,21 @@ def test_model_beats_chance_and_becomes_champion(graph):
     assert {
         "roc_curve.png",
         "calibration_curve.png",
-        "feature_importance.png",
+        "feature_importance.png",  # feature_importance, a step of its own, logs to the same run
         "feature_importance.json",
         "reference_profile.json",
         "holdout_sample.parquet",
     } <= artifacts
     assert meta(trained, "plot_roc_curve").startswith("![plot](data:image/png;base64,")
-    assert len(meta(trained, "top_features")) == 10
+    (explained,) = materializations(graph["first"], "feature_importance")
+    assert meta(explained, "model_version") == meta(trained, "model_version")
+    assert meta(explained, "sample_rows") == min(4000, meta(trained, "holdout_rows"))
+    top = meta(explained, "top_features")
+    assert len(top) == 10
+    assert list(top.values()) == sorted(top.values(), reverse=True)
+    logged = Path(client.download_artifacts(run.info.run_id, "feature_importance.json", str(graph["root"])))
+    logged = json.loads(logged.read_text())
+    assert {k: logged[k] for k in top} == top
 
 
 def test_worse_model_does_not_replace_the_champion(graph):

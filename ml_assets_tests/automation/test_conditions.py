@@ -62,7 +62,7 @@ def test_sensor_runs_are_not_followed_twice(world):
     assert GOOD not in result.get_requested_partitions(dg.AssetKey("validated_data"))
 
 
-def test_champion_decision_follows_only_a_challenger_that_passed_its_gate(world):
+def test_champion_decision_follows_only_a_challenger_that_passed_its_gate_and_both_are_explained(world):
     days = {
         "dagster/asset_partition_range_start": "2013-01-01",
         "dagster/asset_partition_range_end": "2013-01-10",
@@ -79,15 +79,23 @@ def test_champion_decision_follows_only_a_challenger_that_passed_its_gate(world)
     assert not failed.success
     after_failed = evaluate(world, cursor)
     assert after_failed.get_num_requested(dg.AssetKey("production_model")) == 0
+    assert after_failed.get_num_requested(dg.AssetKey("feature_importance")) == 1  # the one to read
 
     loose = {
         "ops": {"trained_model": {"config": {"holdout_days": 2, "max_iter": 30, "min_holdout_roc_auc": 0.5}}}
     }
+    # The daemon ticks between a request and the next training run ends (a request counts as handled
+    # on the tick after it).
+    settled = evaluate(world, after_failed.cursor)
+    assert settled.get_num_requested(dg.AssetKey("feature_importance")) == 0
     assert run(world, ["trained_model"], run_config=loose).success
-    after_passed = evaluate(world, after_failed.cursor)
+    after_passed = evaluate(world, settled.cursor)
     assert after_passed.get_num_requested(dg.AssetKey("production_model")) == 1
+    assert after_passed.get_num_requested(dg.AssetKey("feature_importance")) == 1
     # Asked once: the next evaluation does not ask again for the same challenger.
-    assert evaluate(world, after_passed.cursor).get_num_requested(dg.AssetKey("production_model")) == 0
+    again = evaluate(world, after_passed.cursor)
+    assert again.get_num_requested(dg.AssetKey("production_model")) == 0
+    assert again.get_num_requested(dg.AssetKey("feature_importance")) == 0
 
 
 def weather_tick(world, cursor=None):
