@@ -7,7 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, DataFrame
+from ml_assets.assets.metadata import OWNERS, every_landed_day
 from ml_assets.domain.contract import LABEL
 from ml_assets.domain.promotion import (
     DECISION_RUN_TAG,
@@ -17,7 +17,6 @@ from ml_assets.domain.promotion import (
     promoted_by_this_run,
 )
 from ml_assets.partitions import single_run
-from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
 from ml_assets.resources.mlflow import CHAMPION, HOLDOUT_SAMPLE, REFERENCE_PROFILE, MlflowTracking
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ class PromotionConfig(dg.Config):
 
 @dg.asset(
     backfill_policy=single_run,
-    ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}, dagster_type=DataFrame)},
+    ins={"features": every_landed_day()},
     group_name="deployment",
     owners=OWNERS,
     kinds={"mlflow"},

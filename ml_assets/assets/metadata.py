@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from ml_assets.domain.contract import PARTITION_COLUMN
+from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -187,6 +188,11 @@ def declared_schema(types: Mapping[str, str]) -> dict:
     """Definition metadata: the table's columns as the UI shows them (Overview and Columns tabs)
     from the moment the code location loads; `column_schema_unchanged` watches what runs write."""
     return {"dagster/column_schema": table_schema(types)}
+
+
+def every_landed_day() -> dg.AssetIn:
+    """A daily table read whole by an unpartitioned asset: every day landed so far, none required."""
+    return dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}, dagster_type=DataFrame)
 
 
 def png_markdown(png: bytes, alt: str = "plot") -> dg.MetadataValue:

@@ -7,10 +7,9 @@ from pydantic import Field
 
 from ml_assets import checks, kubernetes
 from ml_assets.assets.deployment import champion_profile
-from ml_assets.assets.metadata import OWNERS, DataFrame, describe_partitions
+from ml_assets.assets.metadata import OWNERS, DataFrame, describe_partitions, every_landed_day
 from ml_assets.domain.contract import LABEL, PARTITION_COLUMN
 from ml_assets.partitions import landing_days, single_run
-from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
 from ml_assets.resources.mlflow import CHAMPION, MlflowTracking
 
 KEYS = [PARTITION_COLUMN, "flight_date", "carrier", "flight", "origin", "sched_dep_time"]
@@ -62,8 +61,8 @@ class MonitoringConfig(dg.Config):
 @dg.asset(
     backfill_policy=single_run,
     ins={
-        "predictions": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}, dagster_type=DataFrame),
-        "features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}, dagster_type=DataFrame),
+        "predictions": every_landed_day(),
+        "features": every_landed_day(),
     },
     group_name="serving",
     owners=OWNERS,

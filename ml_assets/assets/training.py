@@ -9,10 +9,9 @@ import dagster as dg
 from pydantic import Field
 
 from ml_assets import checks, kubernetes
-from ml_assets.assets.metadata import OWNERS, DataFrame, png_markdown
+from ml_assets.assets.metadata import OWNERS, every_landed_day, png_markdown
 from ml_assets.domain.contract import LABEL
 from ml_assets.partitions import single_run
-from ml_assets.resources.io_manager import ALLOW_MISSING_PARTITIONS
 from ml_assets.resources.mlflow import (
     CHALLENGER,
     CHAMPION,
@@ -58,7 +57,7 @@ class TrainingConfig(dg.Config):
 
 @dg.asset(
     backfill_policy=single_run,
-    ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}, dagster_type=DataFrame)},
+    ins={"features": every_landed_day()},
     group_name="training",
     owners=OWNERS,
     kinds={"sklearn", "mlflow"},
@@ -301,7 +300,7 @@ class ImportanceConfig(dg.Config):
 
 @dg.asset(
     backfill_policy=single_run,
-    ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True}, dagster_type=DataFrame)},
+    ins={"features": every_landed_day()},
     group_name="training",
     owners=OWNERS,
     kinds={"sklearn", "mlflow"},
