@@ -1,6 +1,8 @@
 """The landing sensors: new flight files become partitions, each with one ingest run; a day's weather
 landing after its features ran is recorded, and automation re-runs that day's features."""
 
+import hashlib
+
 import dagster as dg
 
 from ml_assets.assets.metadata import recorded_partition_facts
@@ -103,15 +105,25 @@ def weather_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
     # with flights). After it, a weather file matters only if its day's features ran before it landed:
     # otherwise the day's coming or running features step reads it anyway.
     late = [] if not context.cursor else late_weather(context.instance, [f for f in fresh if f.day])
+    # A late file landed again with the bytes already recorded for its day would re-run the day's
+    # features for the same result: cost must follow new data.
+    shas = {f.name: weather_sha256(landing, f.day) for f in late}
+    recorded = {f.name: recorded_weather_sha256(context.instance, f.day) for f in late}
     for landed in late:
-        context.log.info(f"{landing.location(landed.name)}: landed after its day's features; recorded")
+        if shas[landed.name] is None:
+            context.log.warning(f"{landing.location(landed.name)}: gone before it was read; not recorded")
+        elif shas[landed.name] == recorded[landed.name]:
+            context.log.info(f"{landing.location(landed.name)}: landed again with identical bytes; skipped")
+        else:
+            context.log.info(f"{landing.location(landed.name)}: landed after its day's features; recorded")
+    late = [f for f in late if shas[f.name] is not None and shas[f.name] != recorded[f.name]]
     return dg.SensorResult(
         asset_events=[
             *(
                 misnamed_file_event(f, landing.location(f.name), "weather", "weather_YYYY-MM-DD.csv")
                 for f in misnamed
             ),
-            *(weather_landed_event(f, landing.location(f.name)) for f in late),
+            *(weather_landed_event(f, landing.location(f.name), shas[f.name]) for f in late),
         ],
         cursor=next_cursor,
     )
@@ -129,11 +141,25 @@ def late_weather(instance: dg.DagsterInstance, landed: list[LandedFile]) -> list
     return late
 
 
-def weather_landed_event(landed: LandedFile, location: str) -> dg.AssetMaterialization:
+def weather_sha256(landing: LandingZone, day: str) -> str | None:
+    data = landing.read_weather(day)
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def recorded_weather_sha256(instance: dg.DagsterInstance, day: str) -> str | None:
+    """The content hash of the day's weather as this sensor last recorded it."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("weather"), asset_partitions=[day]), limit=1
+    ).records
+    sha = records[0].asset_materialization.metadata.get("sha256") if records else None
+    return sha.value if sha is not None else None
+
+
+def weather_landed_event(landed: LandedFile, location: str, sha256: str) -> dg.AssetMaterialization:
     """A runless materialization of the day's weather: features follows it (an update made by no
     landing run), so the day's features re-run with the weather joined."""
     return dg.AssetMaterialization(
         asset_key="weather",
         partition=landed.day,
-        metadata={"file": location, "size_bytes": landed.size_bytes},
+        metadata={"file": location, "size_bytes": landed.size_bytes, "sha256": sha256},
     )

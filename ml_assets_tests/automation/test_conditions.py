@@ -1,5 +1,6 @@
 """Automation conditions evaluated in process against a real instance: blocking checks stop them."""
 
+import hashlib
 import shutil
 
 import dagster as dg
@@ -135,4 +136,14 @@ def test_weather_landing_after_its_day_re_runs_only_that_days_features(world, tm
     (joined,) = [e for e in rerun.get_asset_check_evaluations() if e.check_name == "weather_joined"]
     assert joined.passed
     assert joined.metadata["share_with_weather"].value > 0.9
-    assert evaluate(world, followed.cursor).get_num_requested(dg.AssetKey("features")) == 0
+    after_rerun = evaluate(world, followed.cursor)
+    assert after_rerun.get_num_requested(dg.AssetKey("features")) == 0
+
+    weather.write_bytes(held_back)  # landed again, the same bytes: no event, no re-run
+    same = weather_tick(world, late.cursor)
+    assert list(same.asset_events) == []
+    assert evaluate(world, after_rerun.cursor).get_num_requested(dg.AssetKey("features")) == 0
+    weather.write_bytes(held_back.replace(b"\n", b"\r\n"))  # new bytes (the same readings): recorded
+    changed = weather_tick(world, same.cursor)
+    (event,) = changed.asset_events
+    assert event.metadata["sha256"].value == hashlib.sha256(weather.read_bytes()).hexdigest()
