@@ -9,6 +9,7 @@ from ml_assets.assets.deployment import champion_profile
 from ml_assets.assets.ingestion import planes, weather
 from ml_assets.assets.metadata import (
     OWNERS,
+    WEATHER_SHA256,
     DataFrame,
     column_types,
     declared_schema,
@@ -26,8 +27,11 @@ if TYPE_CHECKING:
 
 def weather_for_days(
     context: dg.AssetExecutionContext, landing: LandingZone, days: list[str]
-) -> "tuple[pd.DataFrame, list[str]]":
-    """The run's days of weather, one landed file per day, and the days that have none (logged)."""
+) -> "tuple[pd.DataFrame, list[str], dict[str, dict]]":
+    """The run's days of weather, one landed file per day; the days that have none (logged); and each
+    read file's sha256 by day (the weather sensor skips a re-land of the bytes the features read)."""
+    import hashlib
+
     from ml_assets.domain.features import read_weather_files
 
     # Only these days' files: a new day's cost must not grow with the years landed.
@@ -42,7 +46,8 @@ def weather_for_days(
     files = [
         (landing.location(weather_file_for_day(d)), data) for d, data in landed.items() if data is not None
     ]
-    return read_weather_files(files), missing
+    read = {day: {WEATHER_SHA256: hashlib.sha256(data).hexdigest()} for day, data in landed.items() if data}
+    return read_weather_files(files), missing, read
 
 
 @dg.asset(
@@ -69,7 +74,7 @@ def features(
     from ml_assets.domain.quality import population_stability, univariate_auc
 
     days = list(context.partition_keys)
-    weather_table, weather_missing = weather_for_days(context, landing, days)
+    weather_table, weather_missing, weather_read = weather_for_days(context, landing, days)
     planes_table = read_reference_table(
         "planes", landing.read_reference("planes.csv"), landing.location("planes.csv")
     )
@@ -78,7 +83,7 @@ def features(
     yield dg.Output(
         table,
         metadata={
-            **describe_partitions(context, table),
+            **describe_partitions(context, table, per_day=weather_read),
             "feature_count": len(FEATURE_COLUMNS),
             "label_rate": float(table["label"].mean()) if len(table) else 0.0,
             "first_flight_date": str(table["flight_date"].min()) if len(table) else "",

@@ -39,6 +39,8 @@ DataFrame = dg.DagsterType(
 PER_DAY_FACTS_ON = "per_day_facts_on"
 # On that day's event: one row per day of the run, with the keys a one-day run puts on its event.
 PER_DAY_FACTS = "per_day_facts"
+# A day's fact on features: the sha256 of the weather file its features read.
+WEATHER_SHA256 = "weather_sha256"
 
 
 def describe_partitions(
@@ -56,7 +58,8 @@ def describe_partitions(
     marked by `counted`, all by default; `per_day`'s entry, the landing file's facts that the sensor
     and the row-count check read back; the preview). A range run makes one
     `add_asset_metadata(partition_key=...)` call, on its last day: the preview, and where `per_day`
-    is given (only `raw_data`; derived tables' counts by day are in the `rows_reconcile` check) the
+    is given (`raw_data`'s landing files, `features`' weather files; derived tables' counts by day
+    are in the `rows_reconcile` check) the
     `per_day_facts` table, which every day's event points to (`per_day_facts_on`) and
     `recorded_partition_facts` reads back. Not a call per day: each makes Dagster re-read every
     dynamic partition key to validate the day, which made a 16-year backfill's metadata calls

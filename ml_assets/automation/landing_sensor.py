@@ -5,7 +5,7 @@ import hashlib
 
 import dagster as dg
 
-from ml_assets.assets.metadata import recorded_partition_facts
+from ml_assets.assets.metadata import WEATHER_SHA256, recorded_partition_facts
 from ml_assets.automation.jobs import ingest_job
 from ml_assets.automation.policies import LANDING_FILE_TAG
 from ml_assets.domain.contract import FileRule
@@ -105,18 +105,18 @@ def weather_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
     # with flights). After it, a weather file matters only if its day's features ran before it landed:
     # otherwise the day's coming or running features step reads it anyway.
     late = [] if not context.cursor else late_weather(context.instance, [f for f in fresh if f.day])
-    # A late file landed again with the bytes already recorded for its day would re-run the day's
-    # features for the same result: cost must follow new data.
+    # A late file holding the bytes its day's features read (or that a tick already recorded) would
+    # re-run the day's features for the same result: cost must follow new data.
     shas = {f.name: weather_sha256(landing, f.day) for f in late}
-    recorded = {f.name: recorded_weather_sha256(context.instance, f.day) for f in late}
+    recorded = {f.name: recorded_weather_sha256s(context.instance, f.day) for f in late}
     for landed in late:
         if shas[landed.name] is None:
             context.log.warning(f"{landing.location(landed.name)}: gone before it was read; not recorded")
-        elif shas[landed.name] == recorded[landed.name]:
+        elif shas[landed.name] in recorded[landed.name]:
             context.log.info(f"{landing.location(landed.name)}: landed again with identical bytes; skipped")
         else:
             context.log.info(f"{landing.location(landed.name)}: landed after its day's features; recorded")
-    late = [f for f in late if shas[f.name] is not None and shas[f.name] != recorded[f.name]]
+    late = [f for f in late if shas[f.name] is not None and shas[f.name] not in recorded[f.name]]
     return dg.SensorResult(
         asset_events=[
             *(
@@ -146,13 +146,15 @@ def weather_sha256(landing: LandingZone, day: str) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
-def recorded_weather_sha256(instance: dg.DagsterInstance, day: str) -> str | None:
-    """The content hash of the day's weather as this sensor last recorded it."""
+def recorded_weather_sha256s(instance: dg.DagsterInstance, day: str) -> set[str]:
+    """The content hashes of the day's weather as its features last read it and as this sensor last
+    recorded it (a late file recorded, its features not yet re-run)."""
+    facts = recorded_partition_facts(instance, "features", [day]).get(day, {})
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("weather"), asset_partitions=[day]), limit=1
     ).records
-    sha = records[0].asset_materialization.metadata.get("sha256") if records else None
-    return sha.value if sha is not None else None
+    recorded = records[0].asset_materialization.metadata.get("sha256") if records else None
+    return {sha for sha in (facts.get(WEATHER_SHA256), recorded and recorded.value) if sha}
 
 
 def weather_landed_event(landed: LandedFile, location: str, sha256: str) -> dg.AssetMaterialization:

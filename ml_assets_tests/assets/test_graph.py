@@ -166,6 +166,13 @@ def test_a_day_after_the_backfill_reads_the_backfills_per_day_facts(graph, lande
         len(pd.read_csv(landed_month / f"flights_{d}.csv")) for d in DAYS[-3:]
     ]
     monkeypatch.undo()
+    # features' facts by day: the sha256 of the weather file each day read (the weather sensor's
+    # identical re-land check), from the same kind of table.
+    read = recorded_partition_facts(instance, "features", [DAYS[0], DAYS[-1]])
+    assert [read[d]["weather_sha256"] for d in (DAYS[0], DAYS[-1])] == [
+        hashlib.sha256((landed_month / f"weather_{d}.csv").read_bytes()).hexdigest()
+        for d in (DAYS[0], DAYS[-1])
+    ]
     day = DAYS[-1]
     result = dg.materialize(
         graph["assets"],

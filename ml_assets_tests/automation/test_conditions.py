@@ -147,3 +147,26 @@ def test_weather_landing_after_its_day_re_runs_only_that_days_features(world, tm
     changed = weather_tick(world, same.cursor)
     (event,) = changed.asset_events
     assert event.metadata["sha256"].value == hashlib.sha256(weather.read_bytes()).hexdigest()
+
+
+def test_weather_landed_again_as_its_features_read_it_re_runs_nothing(world, tmp_path):
+    weather = tmp_path / "landing" / f"weather_{GOOD}.csv"
+    read = weather.read_bytes()
+    first_tick = weather_tick(world)
+    ingest = run(world, ["raw_data", "validated_data", "quarantine", "features"], partition_key=GOOD)
+    (features,) = [e for e in ingest.get_asset_materialization_events() if e.asset_key.path == ["features"]]
+    sha = hashlib.sha256(read).hexdigest()
+    assert features.materialization.metadata["weather_sha256"].value == sha
+    start = evaluate(world)
+
+    weather.write_bytes(read)  # copied in again after the features ran: the same readings
+    same = weather_tick(world, first_tick.cursor)
+    assert list(same.asset_events) == []
+    assert evaluate(world, start.cursor).get_num_requested(dg.AssetKey("features")) == 0
+    weather.write_bytes(read.replace(b"\n", b"\r\n"))  # corrected bytes: recorded, features follow
+    changed = weather_tick(world, same.cursor)
+    (event,) = changed.asset_events
+    assert (event.partition, event.metadata["sha256"].value) == (
+        GOOD,
+        hashlib.sha256(weather.read_bytes()).hexdigest(),
+    )
