@@ -46,7 +46,11 @@ def weather_for_days(
     files = [
         (landing.location(weather_file_for_day(d)), data) for d, data in landed.items() if data is not None
     ]
-    read = {day: {WEATHER_SHA256: hashlib.sha256(data).hexdigest()} for day, data in landed.items() if data}
+    read = {
+        day: {WEATHER_SHA256: hashlib.sha256(data).hexdigest()}
+        for day, data in landed.items()
+        if data is not None
+    }
     return read_weather_files(files), missing, read
 
 

@@ -107,23 +107,23 @@ def weather_sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
     late = [] if not context.cursor else late_weather(context.instance, [f for f in fresh if f.day])
     # A late file holding the bytes its day's features read (or that a tick already recorded) would
     # re-run the day's features for the same result: cost must follow new data.
-    shas = {f.name: weather_sha256(landing, f.day) for f in late}
-    recorded = {f.name: recorded_weather_sha256s(context.instance, f.day) for f in late}
+    to_record: list[tuple[LandedFile, str]] = []
     for landed in late:
-        if shas[landed.name] is None:
+        sha = weather_sha256(landing, landed.day)
+        if sha is None:
             context.log.warning(f"{landing.location(landed.name)}: gone before it was read; not recorded")
-        elif shas[landed.name] in recorded[landed.name]:
+        elif sha in recorded_weather_sha256s(context.instance, landed.day):
             context.log.info(f"{landing.location(landed.name)}: landed again with identical bytes; skipped")
         else:
             context.log.info(f"{landing.location(landed.name)}: landed after its day's features; recorded")
-    late = [f for f in late if shas[f.name] is not None and shas[f.name] not in recorded[f.name]]
+            to_record.append((landed, sha))
     return dg.SensorResult(
         asset_events=[
             *(
                 misnamed_file_event(f, landing.location(f.name), "weather", "weather_YYYY-MM-DD.csv")
                 for f in misnamed
             ),
-            *(weather_landed_event(f, landing.location(f.name), shas[f.name]) for f in late),
+            *(weather_landed_event(f, landing.location(f.name), sha) for f, sha in to_record),
         ],
         cursor=next_cursor,
     )
