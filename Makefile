@@ -12,6 +12,9 @@ export ML_ASSETS_LANDING_DIR ?= $(CURDIR)/data/landing
 export ML_ASSETS_STORAGE_DIR ?= $(CURDIR)/data/warehouse
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/.mlflow/mlflow.db
 export ML_ASSETS_MLFLOW_ARTIFACTS ?= $(CURDIR)/.mlflow/artifacts
+# Dagster hands its event storage whole batches (a run's plan, a range output's materializations);
+# the instance's event log (dagster.yaml, ml_assets/event_log.py) writes each in one transaction.
+export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 
 .PHONY: dev test bench materialize lint format seed install home clean system-packages
 

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from ml_assets.demo import seed
 from ml_assets.operations import land_weather_by_day, main, materialize_command, register_landed_days
 from ml_assets.resources.landing import LocalLandingZone
+from ml_assets_tests.integration.servers import REPO, dev_env
 
 
 def test_register_adds_only_new_complete_days(tmp_path):
@@ -67,11 +69,12 @@ def test_split_weather_lands_each_day_once_and_a_bad_file_lands_nothing(tmp_path
     assert not empty.exists()
 
 
-def test_make_materialize_runs_the_whole_graph_in_one_run(tmp_path):
+def test_make_materialize_runs_the_whole_graph_in_one_run(tmp_path, monkeypatch):
     landing = tmp_path / "landing"
     seed(landing, "2013-06-01", 12)
     env = {
         **os.environ,
+        **dev_env("DAGSTER_EVENT_BATCH_SIZE"),  # as `make materialize` runs it
         "DAGSTER_HOME": str(tmp_path / "home"),
         "ML_ASSETS_LANDING_DIR": str(landing),
         "ML_ASSETS_STORAGE_DIR": str(tmp_path / "warehouse"),
@@ -79,6 +82,7 @@ def test_make_materialize_runs_the_whole_graph_in_one_run(tmp_path):
         "ML_ASSETS_MLFLOW_ARTIFACTS": str(tmp_path / "artifacts"),
     }
     (tmp_path / "home").mkdir()
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "home" / "dagster.yaml")
     config = {"ops": {"trained_model": {"config": {"holdout_days": 4, "max_iter": 100}}}}
     result = subprocess.run(
         [sys.executable, "-m", "ml_assets.operations", "materialize", "--config-json", json.dumps(config)],
@@ -96,7 +100,11 @@ def test_make_materialize_runs_the_whole_graph_in_one_run(tmp_path):
     trained = json.loads((tmp_path / "warehouse" / "trained_model.json").read_text())
     assert (trained["holdout_first_day"], trained["holdout_last_day"]) == ("2013-06-10", "2013-06-12")
     assert len(list((tmp_path / "warehouse" / "features").glob("*.parquet"))) == 12
-    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # the instance's event log lives there
+    with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
+        assert type(instance.event_log_storage).__name__ == "BatchingSqliteEventLogStorage"
+        # The one run's plan and each range output went in as batches: every day of every asset.
+        assert len(instance.get_materialized_partitions(dg.AssetKey("features"))) == 12
     assert len(runs) == 1
     assert runs[0].status == dg.DagsterRunStatus.SUCCESS

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,6 +30,13 @@ def image_env(*names: str) -> dict[str, str]:
         if line.startswith("ENV ")
         for word in shlex.split(line[4:])
     )
+    return {name: pairs[name] for name in names}
+
+
+def dev_env(*names: str) -> dict[str, str]:
+    """Settings `make dev` exports to `dagster dev` (Makefile `export NAME ?= value`), so the tests
+    and the bench run the local stack as users start it."""
+    pairs = dict(re.findall(r"^export (\w+) \?= (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE))
     return {name: pairs[name] for name in names}
 
 

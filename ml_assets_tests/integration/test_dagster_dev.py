@@ -12,7 +12,14 @@ import pytest
 from ml_assets.demo import seed
 from ml_assets_tests.conftest import registry_client
 from ml_assets_tests.integration.browser import browser_page, click_materialize_all, screenshot_expanded_graph
-from ml_assets_tests.integration.servers import REPO, GraphQL, free_port, process_group, wait_for_http
+from ml_assets_tests.integration.servers import (
+    REPO,
+    GraphQL,
+    dev_env,
+    free_port,
+    process_group,
+    wait_for_http,
+)
 
 pytestmark = pytest.mark.integration
 DAYS = 14
@@ -29,6 +36,7 @@ def dagster_dev(tmp_path_factory):
     port = free_port()
     env = {
         **os.environ,
+        **dev_env("DAGSTER_EVENT_BATCH_SIZE"),  # as `make dev` starts it
         "DAGSTER_HOME": str(home),
         "ML_ASSETS_LANDING_DIR": str(root / "landing"),
         "ML_ASSETS_STORAGE_DIR": str(root / "warehouse"),
@@ -57,8 +65,11 @@ def test_sensor_registers_days_and_materialize_all_succeeds(dagster_dev):
     )
     assert sorted(r["jobName"] for r in ingest) == ["ingest"] * DAYS
     assert gql.partition_stats("features") == {"numMaterialized": DAYS, "numPartitions": DAYS, "numFailed": 0}
-    # The instance (the repo's dagster.yaml) opens no first-visit modal over the user's dialogs.
+    # The instance (the repo's dagster.yaml) opens no first-visit modal over the user's dialogs,
+    # and stores events through the batching event log, in Dagster's own place for them.
     assert gql("{ shouldShowNux }") == {"shouldShowNux": False}
+    assert "BatchingSqliteEventLogStorage" in gql("{ instance { info } }")["instance"]["info"]
+    assert (dagster_dev["root"] / "home" / "history" / "runs" / "index.db").is_file()
     # "Materialize all", clicked in a real browser: a backfill of every asset over all partitions.
     base_url, shots = dagster_dev["url"], REPO / "test-output" / "ui"  # kept for the README
     shots.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,183 @@
+"""The local instance's batching sqlite event log: the rows Dagster's own sqlite storage writes, in
+one transaction per batch. The daily graph runs over real days on both storages and every index
+table is compared."""
+
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from ml_assets.definitions import defs
+from ml_assets.event_log import BatchingSqliteEventLogStorage, asset_entry_updates, default_base_dir
+from ml_assets.partitions import landing_days
+from ml_assets_tests.conftest import make_resources, materialize_range
+
+DAYS = [f"2013-01-{d:02d}" for d in range(1, 6)]
+DAILY = {"raw_data", "validated_data", "quarantine", "features"}
+BATCHED = {"ASSET_MATERIALIZATION", "ASSET_MATERIALIZATION_PLANNED", "ASSET_CHECK_EVALUATION_PLANNED"}
+
+
+def batching_instance(base_dir: Path):
+    storage = {"module": "ml_assets.event_log", "class": "BatchingSqliteEventLogStorage"}
+    return dg.instance_for_test(
+        overrides={"event_log_storage": {**storage, "config": {"base_dir": str(base_dir)}}}
+    )
+
+
+def kind(event) -> str | None:
+    return event.dagster_event_type.value if event.dagster_event_type else None
+
+
+def run_daily_range(instance, root: Path, landing: Path) -> str:
+    """raw_data -> validated_data/quarantine -> features over DAYS as one run, with their checks."""
+    definitions = defs()
+    instance.add_dynamic_partitions(landing_days.name, DAYS)
+    result = materialize_range(
+        [*definitions.assets, *definitions.asset_checks],
+        DAYS,
+        selection=dg.AssetSelection.assets(*DAILY),
+        instance=instance,
+        resources=make_resources(root, landing),
+    )
+    assert result.success
+    return result.run_id
+
+
+def stored_rows(instance, run_id: str) -> dict:
+    """Every row the run left in the index and its own file, run id and event ids named, not valued."""
+    storage = instance.event_log_storage
+
+    def rows(conn, sql: str) -> list[tuple]:
+        return [tuple(r) for r in conn.execute(sa.text(sql)).fetchall()]
+
+    with storage.index_connection() as conn:
+        ids = {r[0]: n for n, r in enumerate(rows(conn, "select id from event_logs order by id"))}
+        index_events = rows(
+            conn, "select id, dagster_event_type, asset_key, partition, step_key from event_logs"
+        )
+        tags = rows(conn, "select event_id, asset_key, key, value from asset_event_tags")
+        assets = rows(conn, "select asset_key, last_materialization, last_run_id from asset_keys")
+        check_rows = rows(
+            conn,
+            "select asset_key, check_name, partition, run_id, execution_status from asset_check_executions",
+        )
+    with storage.run_connection(run_id) as conn:
+        run_events = rows(
+            conn, "select dagster_event_type, asset_key, partition, step_key from event_logs order by id"
+        )
+
+    def named(value):
+        return value.replace(run_id, "<run>") if isinstance(value, str) else value
+
+    last = {}
+    for key, record, last_run in assets:
+        event = dg.deserialize_value(record, dg.EventLogRecord) if record else None
+        last[key] = (
+            ids.get(event.storage_id) if event else None,
+            event.asset_materialization.partition if event else None,
+            named(last_run),
+        )
+    return {
+        "index_events": sorted((ids[i], *r) for i, *r in index_events),
+        "tags": Counter((ids[e], a, k, named(v)) for e, a, k, v in tags),
+        "assets": last,
+        "checks": Counter(tuple(named(v) for v in r) for r in check_rows),
+        "run_events": run_events,
+    }
+
+
+@pytest.fixture(scope="module")
+def both_storages(tmp_path_factory, landed_month):
+    """The same run on Dagster's stock sqlite storage and on ours with batching on."""
+    root = tmp_path_factory.mktemp("event_log")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+        with dg.instance_for_test() as stock:
+            stock_run = run_daily_range(stock, root / "stock", landed_month)
+            stock_rows = stored_rows(stock, stock_run)
+        one_by_one, batches = [], []
+        store_event, store_batch = (
+            BatchingSqliteEventLogStorage.store_event,
+            BatchingSqliteEventLogStorage.store_event_batch,
+        )
+        patch.setattr(
+            BatchingSqliteEventLogStorage,
+            "store_event",
+            lambda self, event: one_by_one.append(kind(event)) or store_event(self, event),
+        )
+        patch.setattr(
+            BatchingSqliteEventLogStorage,
+            "store_event_batch",
+            lambda self, events: batches.append([kind(e) for e in events]) or store_batch(self, events),
+        )
+        with batching_instance(root / "batching-history") as batching:
+            assert type(batching.event_log_storage) is BatchingSqliteEventLogStorage
+            batching_run = run_daily_range(batching, root / "batching", landed_month)
+            batching_rows = stored_rows(batching, batching_run)
+    return {"stock": stock_rows, "batching": batching_rows, "one_by_one": one_by_one, "batches": batches}
+
+
+def test_batches_skip_the_one_by_one_path(both_storages):
+    batches = both_storages["batches"]
+    # The run's plan is one batch (4 assets x 5 days and the checks); each output's 5 days another.
+    planned = [b for b in batches if "ASSET_MATERIALIZATION_PLANNED" in b]
+    assert [b.count("ASSET_MATERIALIZATION_PLANNED") for b in planned] == [20]
+    outputs = [b for b in batches if set(b) == {"ASSET_MATERIALIZATION"}]
+    assert sorted(len(b) for b in outputs) == [5, 5, 5, 5]
+    # None of those went through store_event (the stock storage's 6 ms an event).
+    assert not set(both_storages["one_by_one"]) & BATCHED
+
+
+@pytest.mark.parametrize("table", ["index_events", "tags", "assets", "checks", "run_events"])
+def test_every_row_equals_the_stock_storages(both_storages, table):
+    stock, batching = both_storages["stock"][table], both_storages["batching"][table]
+    assert stock, f"the stock storage wrote no {table}"
+    assert batching == stock
+
+
+def test_the_asset_table_names_each_assets_last_materialization(both_storages):
+    assets = both_storages["batching"]["assets"]
+    assert set(assets) >= {f'["{a}"]' for a in DAILY}
+    for key in DAILY:
+        position, partition, last_run = assets[f'["{key}"]']
+        assert partition in DAYS
+        assert last_run == "<run>"
+        # The newest of that asset's materializations in the index.
+        events = both_storages["batching"]["index_events"]
+        newest = max(e[0] for e in events if e[2] == f'["{key}"]' and e[1] == "ASSET_MATERIALIZATION")
+        assert position == newest
+
+
+def test_a_key_with_mixed_event_types_keeps_every_update():
+    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, StepMaterializationData
+
+    def entry(kind: str):
+        key = dg.AssetKey("a")
+        if kind == "planned":
+            event = DagsterEvent.build_asset_materialization_planned_event(
+                "job", "step", AssetMaterializationPlannedData(key, partition="2013-01-01")
+            )
+        else:
+            event = DagsterEvent(
+                event_type_value=dg.DagsterEventType.ASSET_MATERIALIZATION.value,
+                job_name="job",
+                event_specific_data=StepMaterializationData(dg.AssetMaterialization(key)),
+            )
+        return dg.EventLogEntry(
+            error_info=None, level=10, user_message="", run_id="r", timestamp=0.0, dagster_event=event
+        )
+
+    one_type = [(entry("planned"), 1), (entry("planned"), 2)]
+    assert [i for _, i in asset_entry_updates(one_type)] == [2]
+    mixed = [(entry("planned"), 1), (entry("materialized"), 2), (entry("materialized"), 3)]
+    assert [i for _, i in asset_entry_updates(mixed)] == [1, 2, 3]
+
+
+def test_default_base_dir_is_dagsters_own(monkeypatch, tmp_path):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    assert default_base_dir() == str(tmp_path / "history" / "runs")
+    monkeypatch.delenv("DAGSTER_HOME")
+    with pytest.raises(dg.DagsterInvariantViolationError, match="DAGSTER_HOME"):
+        default_base_dir()
