@@ -12,12 +12,14 @@ stock storage's). `dagster.yaml` (the `make dev` instance) names it; production 
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import dagster as dg
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, BATCH_WRITABLE_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_result
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 
 
@@ -50,6 +52,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     """SqliteEventLogStorage whose `store_event_batch` writes a batch in one transaction per file."""
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
+        self._engines: dict[str, object] = {}
         super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
 
     @classmethod
@@ -65,6 +68,35 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     @classmethod
     def from_config_value(cls, inst_data, config_value):  # ty: ignore[invalid-method-override]
         return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def _connect(self, shard: str):
+        # As the stock storage (a connection and transaction per call, no pooled connections), but
+        # each file's engine is made once: creating and disposing one took 0.7 of the 2.5 ms an
+        # unbatched event costs.
+        with self._db_lock:
+            engine = self._engines.get(shard)
+            if engine is None:
+                import sqlalchemy
+                from sqlalchemy.pool import NullPool
+
+                engine = sqlalchemy.create_engine(
+                    self.conn_string_for_shard(shard),
+                    poolclass=NullPool,
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                )
+                self._engines[shard] = engine
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if (

@@ -181,3 +181,30 @@ def test_default_base_dir_is_dagsters_own(monkeypatch, tmp_path):
     monkeypatch.delenv("DAGSTER_HOME")
     with pytest.raises(dg.DagsterInvariantViolationError, match="DAGSTER_HOME"):
         default_base_dir()
+
+
+def test_each_file_gets_one_engine_for_the_storages_life(monkeypatch, tmp_path):
+    made: list[str] = []
+    create_engine = sa.create_engine
+    monkeypatch.setattr(
+        sa, "create_engine", lambda url, **kw: made.append(str(url)) or create_engine(url, **kw)
+    )
+    storage = BatchingSqliteEventLogStorage(str(tmp_path))
+    for n in range(20):
+        storage.store_event(
+            dg.EventLogEntry(
+                error_info=None,
+                level=20,
+                user_message=f"m{n}",
+                run_id="r",
+                timestamp=float(n),
+                dagster_event=None,
+            )
+        )
+    assert [e.user_message for e in storage.get_logs_for_run("r")] == [f"m{n}" for n in range(20)]
+    # 20 writes and a read of the run's file (and the index's): one engine each; the stock
+    # storage makes one per call.
+    assert storage.conn_string_for_shard("r") in made
+    assert Counter(made).most_common(1)[0][1] == 1
+    storage.dispose()
+    assert not storage._engines
