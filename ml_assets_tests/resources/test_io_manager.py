@@ -11,6 +11,7 @@ from ml_assets.resources.io_manager import (
     ALLOW_MISSING_PARTITIONS,
     ParquetIOManager,
     concat_parquet,
+    map_threads,
     split_by_partition,
 )
 
@@ -85,8 +86,34 @@ def test_concat_parquet_equals_reading_each_file_with_pandas():
     assert concat_parquet([]).empty
 
 
-def test_partition_range_round_trip_and_exact_replacement(tmp_path):
-    manager = ParquetIOManager(base_dir=str(tmp_path))
+def test_threads_give_the_same_files_and_tables():
+    """Days encoded and files decoded on a pool of threads: byte for byte what one thread writes."""
+    days = [f"d{i:02d}" for i in range(40)]
+    table = frame(days, rows_per_day=7).assign(carrier=["UA", None, "AA", "B6", "DL", "UA", "EV"] * 40)
+    one = split_by_partition(table, [*days, "empty"], chunk_rows=50)
+    four = split_by_partition(table, [*days, "empty"], chunk_rows=50, threads=4)
+    assert list(four) == list(one)
+    assert four == one
+    files = [one[k] for k in reversed(list(one))]
+    pd.testing.assert_frame_equal(concat_parquet(files, threads=4), concat_parquet(files))
+
+
+def test_map_threads_keeps_order_and_raises_the_first_error():
+    assert list(map_threads(lambda n: n * n, range(50), 4)) == [n * n for n in range(50)]
+    assert list(map_threads(str, [], 4)) == []
+
+    def fail_on_seven(n: int) -> int:
+        if n == 7:
+            raise OSError(f"disk full writing part {n}")
+        return n
+
+    with pytest.raises(OSError, match="part 7"):
+        list(map_threads(fail_on_seven, range(20), 4))
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_partition_range_round_trip_and_exact_replacement(tmp_path, threads):
+    manager = ParquetIOManager(base_dir=str(tmp_path), threads=threads)
     key = dg.AssetKey("table")
     days = ["2013-01-01", "2013-01-02", "2013-01-03"]
     manager.handle_output(_range_output_context(key, days), frame(days))
