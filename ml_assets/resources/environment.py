@@ -23,6 +23,7 @@ ENV_VAR = "ML_ASSETS_ENV"
 ENVIRONMENTS = ("local", "production")
 EXECUTOR_VAR = "ML_ASSETS_EXECUTOR"
 EXECUTORS = ("in_process", "multiprocess", "k8s")
+IO_THREADS_VAR = "ML_ASSETS_IO_THREADS"
 # Named by EnvVar only when set: otherwise boto3 finds credentials itself (instance or pod role).
 AWS_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -36,6 +37,15 @@ def _choice(var: str, default: str, allowed: tuple[str, ...]) -> str:
 
 def environment_name() -> str:
     return _choice(ENV_VAR, "local", ENVIRONMENTS)
+
+
+def io_threads() -> int:
+    """`ML_ASSETS_IO_THREADS` (4): partitions the IO manager encodes, writes and reads at once; a step
+    pod given one CPU may want fewer."""
+    value = os.environ.get(IO_THREADS_VAR, "4")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{IO_THREADS_VAR}={value!r}: expected a whole number of threads, 1 or more")
+    return int(value)
 
 
 def local_paths(root: Path | None = None) -> dict[str, str]:
@@ -80,7 +90,7 @@ def local_resources() -> dict[str, Any]:
     server = is_server(paths["tracking_uri"])
     return {
         "landing": LocalLandingZone(landing_dir=paths["landing_dir"]),
-        "io_manager": ParquetIOManager(base_dir=paths["storage_dir"]),
+        "io_manager": ParquetIOManager(base_dir=paths["storage_dir"], threads=io_threads()),
         "failures": _failures(paths["failures_dir"]),
         # A tracking server stores artifacts where it was told to and is also the MLflow UI.
         "mlflow": _mlflow(
@@ -119,6 +129,7 @@ def production_resources() -> dict[str, Any]:
             if os.environ.get("ML_ASSETS_WAREHOUSE_BUCKET")
             else landing_bucket,
             prefix=os.environ.get("ML_ASSETS_WAREHOUSE_PREFIX", "warehouse"),
+            threads=io_threads(),
         ),
         "failures": _failures("/tmp/ml_assets/failures"),
         # The tracking server decides where artifacts go (`--artifacts-destination s3://...`);

@@ -14,6 +14,7 @@ def test_local_is_embedded(monkeypatch, tmp_path):
     assert isinstance(resources["landing"], LocalLandingZone)
     assert resources["landing"].landing_dir == str(tmp_path / "in")
     assert isinstance(resources["io_manager"], ParquetIOManager)
+    assert resources["io_manager"].threads == 4
     assert executor_for("local") is dg.in_process_executor
 
 
@@ -26,6 +27,7 @@ def test_production_uses_s3_with_secrets_only_as_env_vars(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
     monkeypatch.setenv("ML_ASSETS_EXECUTOR", "multiprocess")
+    monkeypatch.setenv("ML_ASSETS_IO_THREADS", "1")
     resources = resources_for("production")
     landing, tables = resources["landing"], resources["io_manager"]
     assert isinstance(landing, S3LandingZone)
@@ -36,6 +38,7 @@ def test_production_uses_s3_with_secrets_only_as_env_vars(monkeypatch):
     assert landing.bucket == dg.EnvVar("ML_ASSETS_LANDING_BUCKET")
     assert tables.bucket == dg.EnvVar("ML_ASSETS_LANDING_BUCKET")  # one bucket unless told otherwise
     assert tables.prefix == "warehouse"
+    assert tables.threads == 1
     assert resources["mlflow"].tracking_uri == dg.EnvVar("MLFLOW_TRACKING_URI")
     assert resources["mlflow"].ui_url == "http://mlflow.internal:5000"
     assert "very-secret" not in repr(resources)
@@ -51,3 +54,7 @@ def test_unknown_names_are_refused_with_the_variable(monkeypatch):
     monkeypatch.setenv("ML_ASSETS_EXECUTOR", "celery")
     with pytest.raises(ValueError, match="ML_ASSETS_EXECUTOR='celery'"):
         executor_for("production")
+    for value in ("0", "four", "-2"):
+        monkeypatch.setenv("ML_ASSETS_IO_THREADS", value)
+        with pytest.raises(ValueError, match=f"ML_ASSETS_IO_THREADS='{value}'"):
+            resources_for("local")
