@@ -9,7 +9,6 @@ import pandas as pd
 
 from ml_assets.domain.contract import FLIGHT_KEY, LABEL, PARTITION_COLUMN
 from ml_assets.domain.tables import NUMERIC_FEATURES
-from ml_assets.domain.validation import flight_dates
 
 PSI_BINS = 10
 PSI_EPSILON = 1e-4
@@ -40,13 +39,31 @@ def row_count_anomalies(
 def range_violations(valid: pd.DataFrame) -> dict[str, int]:
     """Valid rows breaking a value range (should be zero: validation quarantines them)."""
     sched = valid["sched_dep_time"]
-    dates = flight_dates(valid)
     return {
         "distance": int((~valid["distance"].between(1, 10_000)).sum()),
         "sched_dep_hour": int((~(sched // 100).between(0, 24)).sum()),
         "sched_dep_minute": int((~(sched % 100).between(0, 59)).sum()),
-        "date_is_partition_day": int((dates != valid[PARTITION_COLUMN]).sum()),
+        "date_is_partition_day": date_not_partition_day(valid),
     }
+
+
+def date_not_partition_day(rows: pd.DataFrame) -> int:
+    """Rows whose year/month/day is not their partition's landing day (or not a date at all).
+
+    The landing days are parsed once each and compared as numbers: formatting every row's date as
+    text to compare it took 0.2 s of a year's validation checks."""
+    codes, days = pd.factorize(rows[PARTITION_COLUMN])
+    if len(days) == 0:
+        return len(rows)
+    parsed = pd.to_datetime(pd.Series(days, dtype="string"), format="%Y-%m-%d", errors="coerce")
+    expected = {
+        part: getattr(parsed.dt, part).to_numpy(dtype="float64", na_value=np.nan)[codes]
+        for part in ("year", "month", "day")
+    }
+    same = codes >= 0  # a row without a landing day is on no partition's day
+    for part, wanted in expected.items():
+        same &= rows[part].to_numpy(dtype="float64", na_value=np.nan) == wanted
+    return int((~same).sum())
 
 
 def duplicate_keys(valid: pd.DataFrame) -> int:

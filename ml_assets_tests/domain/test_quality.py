@@ -2,11 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.domain.quality import (
+    date_not_partition_day,
     duplicate_keys,
     feature_profile,
     mann_whitney_auc,
     population_stability,
+    range_violations,
     row_count_anomalies,
     slice_auc,
     univariate_auc,
@@ -97,3 +100,50 @@ def test_mann_whitney_auc_equals_scikit_learns_roc_auc_with_ties():
     unsorted = rng.normal(size=20_000)  # every score distinct, in no order
     many = (rng.random(20_000) < 0.2 + 0.1 * (unsorted > 0)).astype("int8")
     assert mann_whitney_auc(many, unsorted) == pytest.approx(roc_auc_score(many, unsorted), abs=1e-12)
+
+
+def test_range_violations_count_each_rule_and_dates_off_their_landing_day():
+    rows = pd.DataFrame(
+        {
+            "year": pd.array([2013, 2013, 2013, 2013, None, 2013], dtype="Int64"),
+            "month": pd.array([1, 1, 2, 1, 1, 12], dtype="Int64"),
+            "day": pd.array([1, 2, 1, 1, 1, 31], dtype="Int64"),
+            "distance": [100.0, 100.0, 100.0, 0.0, 100.0, 20_000.0],
+            "sched_dep_time": pd.array([530, 2460, 1275, 900, 900, 900], dtype="Int64"),
+            PARTITION_COLUMN: pd.array(
+                ["2013-01-01", "2013-01-02", "2013-01-01", "2013-01-01", "2013-01-01", "2013-12-31"],
+                dtype="string",
+            ),
+        }
+    )
+    assert range_violations(rows) == {
+        "distance": 2,  # 0 and 20,000 miles
+        "sched_dep_hour": 0,  # 24:60 is hour 24, allowed by the contract
+        "sched_dep_minute": 2,  # :60 and :75
+        "date_is_partition_day": 2,  # 2013-02-01 landed on 2013-01-01; a row without a year
+    }
+
+
+def test_dates_off_their_landing_day_match_comparing_formatted_dates(landed_month):
+    from ml_assets.domain.contract import file_name_for_day
+    from ml_assets.domain.parsing import parse_landing_file
+    from ml_assets.domain.validation import flight_dates, validate_flights
+
+    days = ["2013-01-02", "2013-01-03"]
+    rows = pd.concat(
+        [parse_landing_file((landed_month / file_name_for_day(d)).read_bytes(), d, d).rows for d in days],
+        ignore_index=True,
+    )
+    valid = validate_flights(rows).valid
+    assert date_not_partition_day(valid) == 0
+    # Move every other row's landing day: each moved row is off its day, and a bad key matches none.
+    moved = valid.assign(**{PARTITION_COLUMN: valid[PARTITION_COLUMN].astype(object)})
+    moved.loc[::2, PARTITION_COLUMN] = "2013-01-03"
+    moved.loc[1:7:2, PARTITION_COLUMN] = "not-a-day"
+    moved.loc[9, PARTITION_COLUMN] = None
+    moved[PARTITION_COLUMN] = moved[PARTITION_COLUMN].astype("string")
+    by_text = int((flight_dates(moved) != moved[PARTITION_COLUMN]).fillna(True).sum())
+    assert date_not_partition_day(moved) == by_text > len(valid) // 4
+    no_days = valid.assign(**{PARTITION_COLUMN: pd.array([None] * len(valid), dtype="string")})
+    assert date_not_partition_day(no_days) == len(valid)
+    assert date_not_partition_day(valid.head(0)) == 0
