@@ -61,6 +61,17 @@ def test_split_in_chunks_equals_one_conversion_and_keeps_types():
     assert first["value"].tolist() == [2, 1, 0]
 
 
+def test_days_without_rows_get_typed_empty_files():
+    table = frame(["a", "b"]).assign(delay=pd.array([1, None, 3, 4], dtype="Int64"))
+    parts = split_by_partition(table, ["none1", "a", "none2", "b"])
+    assert list(parts) == ["none1", "a", "none2", "b"]
+    full = pd.read_parquet(io.BytesIO(parts["a"]))
+    for key in ("none1", "none2"):
+        empty = pd.read_parquet(io.BytesIO(parts[key]))
+        assert len(empty) == 0
+        assert empty.dtypes.to_dict() == full.dtypes.to_dict()
+
+
 def test_concat_parquet_equals_reading_each_file_with_pandas():
     """One Arrow concatenation gives what per-file pd.read_parquet + pd.concat gave: rows in file
     order, pandas dtypes (nullable ints, strings, datetimes), empty files skipped."""
