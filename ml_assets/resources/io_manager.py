@@ -86,7 +86,10 @@ def split_by_partition(
         chunks[-1].append(key)
         rows += len(positions[key])
     for chunk in (chunk for chunk in chunks if chunk):
-        taken = frame.take(np.concatenate([positions[key] for key in chunk]))
+        picked = np.concatenate([positions[key] for key in chunk])
+        # A table already in day order (as our assets write theirs) is sliced, not copied.
+        contiguous = bool((np.diff(picked) == 1).all())
+        taken = frame.iloc[picked[0] : picked[-1] + 1] if contiguous else frame.take(picked)
         table = pa.Table.from_pandas(taken, schema=schema, preserve_index=False)
         del taken
         offsets = itertools.accumulate((len(positions[key]) for key in chunk), initial=0)

@@ -3,6 +3,7 @@ import json
 import os
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -59,6 +60,23 @@ def test_split_in_chunks_equals_one_conversion_and_keeps_types():
     assert first["carrier"].isna().all()
     assert str(first["delay"].dtype) == "Int64"
     assert first["value"].tolist() == [2, 1, 0]
+
+
+def test_a_table_in_day_order_is_sliced_not_copied_and_gives_the_same_files(monkeypatch):
+    """Sliced (rows already grouped by day, in order) or taken (days interleaved): the same bytes."""
+    days = [f"d{i:02d}" for i in range(9)]
+    ordered = frame(days, rows_per_day=5).sort_values("landing_day", kind="stable", ignore_index=True)
+    interleaved = ordered.iloc[np.argsort(np.arange(len(ordered)) % 5, kind="stable")]
+    taken = []
+    original_take = pd.DataFrame.take
+    monkeypatch.setattr(
+        pd.DataFrame, "take", lambda self, *a, **k: taken.append(1) or original_take(self, *a, **k)
+    )
+    split_by_partition(ordered, days, chunk_rows=12)
+    assert taken == []
+    assert split_by_partition(ordered, days, chunk_rows=12) == split_by_partition(
+        interleaved.reset_index(drop=True), days, chunk_rows=12
+    )
 
 
 def test_days_without_rows_get_typed_empty_files():
