@@ -135,7 +135,7 @@ def dev_instance(home: Path) -> dict[str, str]:
 
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    return dev_env("DAGSTER_EVENT_BATCH_SIZE")
+    return dev_env("DAGSTER_EVENT_BATCH_SIZE", "MALLOC_ARENA_MAX")
 
 
 def local_env(root: Path, landing_dir: Path) -> dict[str, str]:
@@ -508,7 +508,7 @@ def postgres_phases(year: Path, history: list[str], new_day: list[str]) -> dict 
             instance(root / "floor" / "home", server, "floor")
             common = {"landing": str(year), "root": str(root), "home": str(root / "home")}
             # The production image's settings (DAGSTER_EVENT_BATCH_SIZE), as deployed.
-            image = image_env("DAGSTER_EVENT_BATCH_SIZE")
+            image = image_env("DAGSTER_EVENT_BATCH_SIZE", "MALLOC_ARENA_MAX")
             return {
                 "backfill": child("backfill", env=image, days=history, **common),
                 "new_day": child("backfill", env=image, days=new_day, **common),
