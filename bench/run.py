@@ -135,7 +135,7 @@ def dev_instance(home: Path) -> dict[str, str]:
 
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    return dev_env("DAGSTER_EVENT_BATCH_SIZE", "MALLOC_ARENA_MAX")
+    return dev_env()
 
 
 def local_env(root: Path, landing_dir: Path) -> dict[str, str]:
@@ -507,8 +507,8 @@ def postgres_phases(year: Path, history: list[str], new_day: list[str]) -> dict 
             instance(root / "home", server, "dagster")
             instance(root / "floor" / "home", server, "floor")
             common = {"landing": str(year), "root": str(root), "home": str(root / "home")}
-            # The production image's settings (DAGSTER_EVENT_BATCH_SIZE), as deployed.
-            image = image_env("DAGSTER_EVENT_BATCH_SIZE", "MALLOC_ARENA_MAX")
+            # The production image's process settings (event batches, malloc arenas), as deployed.
+            image = image_env()
             return {
                 "backfill": child("backfill", env=image, days=history, **common),
                 "new_day": child("backfill", env=image, days=new_day, **common),

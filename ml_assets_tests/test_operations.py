@@ -74,7 +74,7 @@ def test_make_materialize_runs_the_whole_graph_in_one_run(tmp_path, monkeypatch)
     seed(landing, "2013-06-01", 12)
     env = {
         **os.environ,
-        **dev_env("DAGSTER_EVENT_BATCH_SIZE", "MALLOC_ARENA_MAX"),  # as `make materialize` runs it
+        **dev_env(),  # as `make materialize` runs it
         "DAGSTER_HOME": str(tmp_path / "home"),
         "ML_ASSETS_LANDING_DIR": str(landing),
         "ML_ASSETS_STORAGE_DIR": str(tmp_path / "warehouse"),

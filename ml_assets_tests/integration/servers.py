@@ -16,9 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# What the Makefile and the Dockerfile set for every Dagster process beyond paths and stores: event
+# batches for the instance's storage, glibc arenas for the IO manager's threads.
+PROCESS_SETTINGS = ("DAGSTER_EVENT_BATCH_SIZE", "MALLOC_ARENA_MAX")
 
 
-def image_env(*names: str) -> dict[str, str]:
+def image_env(names: tuple[str, ...] = PROCESS_SETTINGS) -> dict[str, str]:
     """Settings the production image (Dockerfile `ENV`) gives every process it runs, so the tests
     and the bench run the production stack as deployed."""
     import shlex
@@ -33,7 +36,7 @@ def image_env(*names: str) -> dict[str, str]:
     return {name: pairs[name] for name in names}
 
 
-def dev_env(*names: str) -> dict[str, str]:
+def dev_env(names: tuple[str, ...] = PROCESS_SETTINGS) -> dict[str, str]:
     """Settings `make dev` exports to `dagster dev` (Makefile `export NAME ?= value`), so the tests
     and the bench run the local stack as users start it."""
     pairs = dict(re.findall(r"^export (\w+) \?= (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE))

@@ -36,7 +36,7 @@ def dagster_dev(tmp_path_factory):
     port = free_port()
     env = {
         **os.environ,
-        **dev_env("DAGSTER_EVENT_BATCH_SIZE", "MALLOC_ARENA_MAX"),  # as `make dev` starts it
+        **dev_env(),  # as `make dev` starts it
         "DAGSTER_HOME": str(home),
         "ML_ASSETS_LANDING_DIR": str(root / "landing"),
         "ML_ASSETS_STORAGE_DIR": str(root / "warehouse"),

@@ -86,7 +86,7 @@ def deployment(tmp_path_factory, s3_endpoint):
         env = {
             **os.environ,
             **S3_CREDENTIALS,
-            **image_env("DAGSTER_EVENT_BATCH_SIZE", "MALLOC_ARENA_MAX"),
+            **image_env(),
             "DAGSTER_HOME": str(home),
             "DAGSTER_PG_HOST": pg["host"],
             "DAGSTER_PG_PORT": str(pg["port"]),
