@@ -1,11 +1,15 @@
+import pandas as pd
 import pytest
 
 from ml_assets.domain.contract import FILE_ERROR, PARSE_ERRORS, SOURCE_ROW, FileRule
 from ml_assets.domain.parsing import (
     LandingFileError,
+    numbers_read_by_parser,
     parse_landing_file,
+    read_as_text,
     refuse_unreadable,
     rejection_rows,
+    type_rows,
 )
 
 SOURCE = "landing/flights_2013-01-15.csv"
@@ -74,6 +78,53 @@ def test_wrong_type_is_recorded_on_the_row_not_raised(day_csv):
     assert parsed.rows.loc[0, PARSE_ERRORS] == "distance=abc;"
     assert parsed.rows["distance"].isna().sum() == 1
     assert (parsed.rows.loc[1:, PARSE_ERRORS] == "").all()
+
+
+# Cells the CSV parser and to_numeric might read differently: signs, exponents, spaces, quotes,
+# NA spellings, overflow, hex, separators, booleans, more digits than a float holds.
+TRICKY_CELLS = [
+    " 5", "5 ", "+5", "1e3", "1E3", ".5", "5.", "-0", "0.1", "2.675", "1e-400", "0.30000000000000004",
+    "9007199254740993", "123456789012345678901234567890", "1.0000000000000002", '"7"', "5\t",
+    "inf", "-inf", "Infinity", "iNf", "1e400", "1e13", "nan", "NaN", "NA", "N/A", "null", "None",
+    "#N/A", "-nan", "1.#QNAN", "", "  ", '" "', '""', "0x1A", "1_000", '"0,5"', "5d", "1e", "--5",
+    "+-5", "1 000", "nan(1)", "TRUE", "True", "true", "FALSE", "false", '"True"', "١٢",
+]  # fmt: skip
+
+
+def with_cell(day: bytes, column: str, cell: str, row: int = 1) -> bytes:
+    lines = day.decode().splitlines()
+    cells = lines[row].split(",")
+    cells[lines[0].split(",").index(column)] = cell
+    lines[row] = ",".join(cells)
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("column", ["distance", "flight"])  # a float and an integer column
+def test_numbers_read_by_the_parser_equal_the_text_path_cell_by_cell(day_csv, column):
+    day = day_csv()
+    for cell in TRICKY_CELLS:
+        data = with_cell(day, column, cell)
+        text = data.decode()
+        by_text = type_rows(read_as_text(text, SOURCE), SOURCE, DAY)
+        pd.testing.assert_frame_equal(parse(data).rows, by_text, check_exact=True, obj=repr(cell))
+
+
+def test_cells_the_parser_cannot_type_go_the_text_path_and_are_named(day_csv):
+    day = day_csv()
+    assert numbers_read_by_parser(day.decode(), SOURCE, DAY) is not None
+    for cell, named in [("abc", "abc"), ("inf", "inf"), ("1e400", "1e400"), ("2.5", "2.5")]:
+        text = with_cell(day, "flight", cell).decode()
+        assert numbers_read_by_parser(text, SOURCE, DAY) is None, cell
+        assert parse(text.encode()).rows.loc[0, PARSE_ERRORS] == f"flight={named};"
+    # A number column of booleans only, the parser would read as 1.0 and 0.0: the file never reaches it.
+    for row in range(1, day.count(b"\n")):
+        day = with_cell(day, "distance", "TRUE" if row % 2 else "false", row)
+    rows = parse(day).rows
+    assert rows.loc[0, PARSE_ERRORS] == "distance=TRUE;"
+    assert rows.loc[1, PARSE_ERRORS] == "distance=false;"
+    assert rows["distance"].isna().all()
+    # A boolean-looking text in a text column is kept as text.
+    assert parse(with_cell(day, "tailnum", "TRUE")).rows.loc[0, "tailnum"] == "TRUE"
 
 
 def test_refuse_unreadable_before_reading():
