@@ -188,7 +188,8 @@ def numbers_read_by_parser(text: str, source: str, day: str) -> pd.DataFrame | N
 
 
 def type_rows(frame: pd.DataFrame, source: str, day: str) -> pd.DataFrame:
-    """Cast string cells to the contract's dtypes; a cell that fails is nulled and named in _parse_errors."""
+    """Cast cells (text, or numbers the parser read) to the contract's dtypes; a cell that fails
+    is nulled and named in _parse_errors (by its text when the frame was read as text)."""
     typed: dict[str, pd.Series] = {}
     errors = pd.Series("", index=frame.index, dtype=object)
     for column in FLIGHT_COLUMNS:
