@@ -57,6 +57,25 @@ def test_each_rule_quarantines_with_its_reason(day_csv):
     assert "distance" in detail.loc[rows.loc[0, "_source_row"]]
 
 
+def test_blank_codes_are_missing_and_each_detail_names_its_row(day_csv):
+    rows = typed_day(day_csv)
+    rows.loc[0, "origin"] = "  "  # whitespace only: as missing as a null
+    rows.loc[1, "dest"] = " JFK"  # padded but present: not missing
+    rows.loc[2, "carrier"] = pd.NA
+    rows.loc[2, "origin"] = ""
+    rows.loc[3, "month"] = 2
+    rows.loc[3, "day"] = 30  # no such date
+    rows.loc[4, "_file_error"] = "not_utf8: byte 7"
+    detail = validate_flights(rows).quarantine.set_index("_source_row")["detail"]
+    source_row = rows["_source_row"]
+    assert detail.loc[source_row[0]] == "null: origin;"
+    assert detail.loc[source_row[2]] == "null: carrier;origin;"
+    assert detail.loc[source_row[3]] == f"row date invalid is not file day {DAY}"
+    assert detail.loc[source_row[4]] == "not_utf8: byte 7"
+    assert source_row[1] not in detail.index
+    assert len(detail) == 4
+
+
 def test_label_counts_late_cancelled_and_diverted():
     frame = pd.DataFrame(
         {
