@@ -13,8 +13,10 @@ from ml_assets.resources.io_manager import (
     ParquetIOManager,
     concat_parquet,
     map_threads,
+    reads_back_as_written,
     split_by_partition,
 )
+from ml_assets_tests.conftest import materialize_range
 
 
 def frame(days: list[str], rows_per_day: int = 2) -> pd.DataFrame:
@@ -241,3 +243,109 @@ def test_a_range_read_first_frees_tables_only_a_reference_cycle_holds(tmp_path):
     finally:
         gc.enable()
     assert len(loaded) == 6
+
+
+def read_back(table: pd.DataFrame, days: list[str]) -> pd.DataFrame:
+    parts = split_by_partition(table, days)
+    return concat_parquet([parts[day] for day in days])
+
+
+def test_only_a_table_that_reads_back_equal_may_be_handed_over():
+    days = ["2013-01-01", "2013-01-02", "2013-01-03"]
+    table = frame(days).assign(
+        delay=pd.array([1, None, 3, 4, 5, None], dtype="Int64"),
+        carrier=pd.array(["UA", None, "AA", "B6", "DL", "UA"], dtype="string"),
+        when=pd.to_datetime(["2013-01-01 05:00"] * 6),
+    )
+    assert reads_back_as_written(table, days)
+    pd.testing.assert_frame_equal(read_back(table, days), table, check_exact=True)
+    assert reads_back_as_written(table.iloc[:0], days)
+    # Each way the read differs from the object, and the read shows it.
+    unordered = table.iloc[[2, 3, 0, 1, 4, 5]].reset_index(drop=True)
+    numbers_as_objects = table.assign(value=table["value"].astype(object))
+    indexed = table.set_index(table.index + 10)
+    for different in (unordered, numbers_as_objects, indexed):
+        assert not reads_back_as_written(different, days)
+        with pytest.raises(AssertionError):
+            pd.testing.assert_frame_equal(read_back(different, days), different)
+    assert not reads_back_as_written(table, list(reversed(days)))
+    assert not reads_back_as_written(table, days[:2])  # rows of a day the keys do not name
+    assert not reads_back_as_written(table.drop(columns="landing_day"), days)
+
+
+class CountsReads(ParquetIOManager):
+    def read(self, relative: str) -> bytes:
+        READS.append(relative)
+        return super().read(relative)
+
+
+READS: list[str] = []
+RETURNED: dict[str, pd.DataFrame] = {}
+RECEIVED: dict[str, pd.DataFrame] = {}
+
+
+@dg.asset(partitions_def=PARTITIONS, backfill_policy=dg.BackfillPolicy.single_run())
+def first(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    RETURNED["first"] = frame(list(context.partition_keys), rows_per_day=3)
+    return RETURNED["first"]
+
+
+@dg.asset(partitions_def=PARTITIONS, backfill_policy=dg.BackfillPolicy.single_run())
+def second(first: pd.DataFrame) -> pd.DataFrame:
+    RECEIVED["second"] = first
+    # Rows out of day order: written, but read back from storage by the next step.
+    RETURNED["second"] = first.assign(value=first["value"] * 2).iloc[::-1].reset_index(drop=True)
+    return RETURNED["second"]
+
+
+@dg.asset(partitions_def=PARTITIONS, backfill_policy=dg.BackfillPolicy.single_run())
+def third(second: pd.DataFrame) -> pd.DataFrame:
+    RECEIVED["third"] = second
+    return second
+
+
+def test_in_a_run_the_next_step_gets_the_written_table_itself_and_a_later_run_reads_storage(tmp_path):
+    days = ["2013-01-01", "2013-01-02", "2013-01-03"]
+    manager = CountsReads(base_dir=str(tmp_path))
+    READS.clear()
+    with dg.instance_for_test() as instance:
+        materialize_range(
+            [first, second, third],
+            days,
+            resources={"io_manager": manager},
+            instance=instance,
+        )
+        assert RECEIVED["second"] is RETURNED["first"]  # no copy, no read
+        assert not any(name.startswith("first/") for name in READS)
+        # The table out of day order was read back: in day order, as a later run would read it.
+        assert sorted(READS) == [f"second/{day}.parquet" for day in days]
+        assert RECEIVED["third"] is not RETURNED["second"]
+        pd.testing.assert_frame_equal(RECEIVED["third"], read_back(RETURNED["second"], days))
+        assert RECEIVED["third"]["landing_day"].tolist() == [d for d in days for _ in range(3)]
+        # A run of its own reads its input from storage: what the first run wrote.
+        READS.clear()
+        materialize_range(
+            [first, second, third],
+            days,
+            selection=["second"],
+            resources={"io_manager": manager},
+            instance=instance,
+        )
+        assert sorted(READS) == [f"first/{day}.parquet" for day in days]
+        pd.testing.assert_frame_equal(RECEIVED["second"], RETURNED["first"], check_exact=True)
+        assert RECEIVED["second"] is not RETURNED["first"]
+    assert manager._written_this_run is None  # nothing held by the definition's own instance
+
+
+def test_a_range_is_read_in_key_order_whatever_order_dagster_gives_the_keys(tmp_path, monkeypatch):
+    """Dagster hands a range of dynamic partitions over as a set (its order follows the process's
+    hash seed); the rows, and so the fit, must not."""
+    manager = ParquetIOManager(base_dir=str(tmp_path))
+    key = dg.AssetKey("table")
+    days = ["2013-01-01", "2013-01-02", "2013-01-03"]
+    manager.handle_output(_range_output_context(key, days), frame(days))
+    for order in (days[::-1], [days[1], days[2], days[0]]):
+        monkeypatch.setattr(dg.InputContext, "asset_partition_keys", property(lambda self, o=order: o))
+        loaded = manager.load_input(_range_input_context(key, days))
+        assert loaded["landing_day"].tolist() == [d for d in days for _ in range(2)]
+        assert loaded["value"].tolist() == list(range(6))
