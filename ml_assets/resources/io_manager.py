@@ -218,7 +218,8 @@ class ParquetTables(dg.ConfigurableIOManager):
         key = context.asset_key
         if isinstance(obj, pd.DataFrame):
             if context.has_asset_partitions:
-                parts = split_by_partition(obj, list(context.asset_partition_keys), threads=self.threads)
+                # Sorted, as a range is read: chunks of consecutive days are slices of a table in day order.
+                parts = split_by_partition(obj, sorted(context.asset_partition_keys), threads=self.threads)
                 writes = [(self._relative(key, day, ".parquet"), data) for day, data in parts.items()]
                 del parts
                 for _ in map_threads(lambda write: self.write(*write), writes, self.threads):

@@ -349,3 +349,23 @@ def test_a_range_is_read_in_key_order_whatever_order_dagster_gives_the_keys(tmp_
         loaded = manager.load_input(_range_input_context(key, days))
         assert loaded["landing_day"].tolist() == [d for d in days for _ in range(2)]
         assert loaded["value"].tolist() == list(range(6))
+
+
+def test_a_range_in_day_order_is_written_in_slices_whatever_order_dagster_gives_the_keys(
+    tmp_path, monkeypatch
+):
+    """The keys are sorted before the table is cut into chunks, so a table in day order (every
+    table our assets write) is sliced, not copied row by row, also when Dagster's set of keys
+    iterates in another order."""
+    days = [f"2013-01-{d:02d}" for d in range(1, 4)]
+    manager = ParquetIOManager(base_dir=str(tmp_path), threads=1)
+    monkeypatch.setattr(dg.OutputContext, "asset_partition_keys", property(lambda self: days[::-1]))
+    taken = []
+    original_take = pd.DataFrame.take
+    monkeypatch.setattr(
+        pd.DataFrame, "take", lambda self, *a, **k: taken.append(1) or original_take(self, *a, **k)
+    )
+    manager.handle_output(_range_output_context(dg.AssetKey("table"), days), frame(days, rows_per_day=4))
+    assert taken == []
+    assert sorted(p.name for p in (tmp_path / "table").iterdir()) == [f"{d}.parquet" for d in days]
+    assert pd.read_parquet(tmp_path / "table" / f"{days[1]}.parquet")["value"].tolist() == [4, 5, 6, 7]
