@@ -261,8 +261,8 @@ class ParquetTables(dg.ConfigurableIOManager):
 
         key = context.asset_key
         if context.has_asset_partitions:
-            # In key order (for our days, by date): Dagster gives a range's keys as a set, in an
-            # order that changes with the process's hash seed, and the fit depends on row order.
+            # In key order (for our days, by date): Dagster gives a range run's keys as a set, which
+            # iterates in an order that follows the process's hash seed.
             keys = sorted(context.asset_partition_keys)
             if len(keys) > 1:
                 release_unreachable_tables()

@@ -338,8 +338,8 @@ def test_in_a_run_the_next_step_gets_the_written_table_itself_and_a_later_run_re
 
 
 def test_a_range_is_read_in_key_order_whatever_order_dagster_gives_the_keys(tmp_path, monkeypatch):
-    """Dagster hands a range of dynamic partitions over as a set (its order follows the process's
-    hash seed); the rows, and so the fit, must not."""
+    """Dagster hands a range run's partitions over as a set (its order follows the process's hash
+    seed); the rows must not."""
     manager = ParquetIOManager(base_dir=str(tmp_path))
     key = dg.AssetKey("table")
     days = ["2013-01-01", "2013-01-02", "2013-01-03"]
