@@ -3,6 +3,7 @@
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import pandas as pd
@@ -33,6 +34,16 @@ def day_csv(demo_flights):
         return rows[list(FLIGHT_COLUMNS)].to_csv(index=False).encode()
 
     return make
+
+
+class CountsReads(ParquetIOManager):
+    """The local IO manager, recording each file it reads back (path under its base_dir) in `reads`."""
+
+    reads: ClassVar[list[str]] = []
+
+    def read(self, relative: str) -> bytes:
+        CountsReads.reads.append(relative)
+        return super().read(relative)
 
 
 def make_resources(root: Path, landing_dir: Path, tracking_uri: str | None = None) -> dict:

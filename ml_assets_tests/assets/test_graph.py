@@ -23,7 +23,7 @@ from ml_assets.domain.tables import (
 from ml_assets.partitions import landing_days
 from ml_assets.resources.landing import LocalLandingZone
 from ml_assets.resources.mlflow import MlflowTracking
-from ml_assets_tests.conftest import make_resources, materialize_range, registry_client
+from ml_assets_tests.conftest import CountsReads, make_resources, materialize_range, registry_client
 
 ALL_CHECKS = [
     "files_parse",
@@ -591,3 +591,30 @@ def test_a_rollback_retried_after_the_alias_moved_goes_back_one_version_only(gra
     assert meta(rolled, "decision") == f"rolled back from version {newest} to version {before}"
     assert str(client.get_registered_model(name).aliases["champion"]) == before
     assert client.get_model_version(name, before).tags["restored_from"] == newest
+
+
+def test_a_backfill_hands_each_daily_table_to_the_next_step_instead_of_reading_it_back(
+    landed_month, tmp_path
+):
+    """Our assets' tables qualify for the IO manager's hand-over (rows in day order, a plain index,
+    types that survive Parquet): a range run of the daily assets reads none of them back, and a later
+    run reads from storage what the first one wrote."""
+    days = DAYS[:5]
+    resources = {**make_resources(tmp_path, landed_month), "io_manager": CountsReads(base_dir=str(tmp_path))}
+    daily = ["raw_data", "validated_data", "quarantine", "features"]
+    CountsReads.reads.clear()
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(landing_days.name, days)
+        definitions = defs()
+        assets = [*definitions.assets, *definitions.asset_checks]
+        first = materialize_range(assets, days, instance=instance, resources=resources, selection=daily)
+        assert len(materializations(first, "features")) == 5
+        assert CountsReads.reads == []
+        again = materialize_range(
+            assets, days, instance=instance, resources=resources, selection=["features"]
+        )
+        assert sorted(CountsReads.reads) == [f"validated_data/{d}.parquet" for d in days]
+    written = pd.concat(pd.read_parquet(tmp_path / "features" / f"{d}.parquet") for d in days)
+    assert materializations(again, "features")[-1].materialization.metadata["rows_in_run"].value == len(
+        written
+    )

@@ -16,7 +16,7 @@ from ml_assets.resources.io_manager import (
     reads_back_as_written,
     split_by_partition,
 )
-from ml_assets_tests.conftest import materialize_range
+from ml_assets_tests.conftest import CountsReads, materialize_range
 
 
 def frame(days: list[str], rows_per_day: int = 2) -> pd.DataFrame:
@@ -273,13 +273,6 @@ def test_only_a_table_that_reads_back_equal_may_be_handed_over():
     assert not reads_back_as_written(table.drop(columns="landing_day"), days)
 
 
-class CountsReads(ParquetIOManager):
-    def read(self, relative: str) -> bytes:
-        READS.append(relative)
-        return super().read(relative)
-
-
-READS: list[str] = []
 RETURNED: dict[str, pd.DataFrame] = {}
 RECEIVED: dict[str, pd.DataFrame] = {}
 
@@ -307,7 +300,7 @@ def third(second: pd.DataFrame) -> pd.DataFrame:
 def test_in_a_run_the_next_step_gets_the_written_table_itself_and_a_later_run_reads_storage(tmp_path):
     days = ["2013-01-01", "2013-01-02", "2013-01-03"]
     manager = CountsReads(base_dir=str(tmp_path))
-    READS.clear()
+    CountsReads.reads.clear()
     with dg.instance_for_test() as instance:
         materialize_range(
             [first, second, third],
@@ -316,14 +309,14 @@ def test_in_a_run_the_next_step_gets_the_written_table_itself_and_a_later_run_re
             instance=instance,
         )
         assert RECEIVED["second"] is RETURNED["first"]  # no copy, no read
-        assert not any(name.startswith("first/") for name in READS)
+        assert not any(name.startswith("first/") for name in CountsReads.reads)
         # The table out of day order was read back: in day order, as a later run would read it.
-        assert sorted(READS) == [f"second/{day}.parquet" for day in days]
+        assert sorted(CountsReads.reads) == [f"second/{day}.parquet" for day in days]
         assert RECEIVED["third"] is not RETURNED["second"]
         pd.testing.assert_frame_equal(RECEIVED["third"], read_back(RETURNED["second"], days))
         assert RECEIVED["third"]["landing_day"].tolist() == [d for d in days for _ in range(3)]
         # A run of its own reads its input from storage: what the first run wrote.
-        READS.clear()
+        CountsReads.reads.clear()
         materialize_range(
             [first, second, third],
             days,
@@ -331,7 +324,7 @@ def test_in_a_run_the_next_step_gets_the_written_table_itself_and_a_later_run_re
             resources={"io_manager": manager},
             instance=instance,
         )
-        assert sorted(READS) == [f"first/{day}.parquet" for day in days]
+        assert sorted(CountsReads.reads) == [f"first/{day}.parquet" for day in days]
         pd.testing.assert_frame_equal(RECEIVED["second"], RETURNED["first"], check_exact=True)
         assert RECEIVED["second"] is not RETURNED["first"]
     assert manager._written_this_run is None  # nothing held by the definition's own instance
