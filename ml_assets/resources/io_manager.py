@@ -219,12 +219,13 @@ class ParquetTables(dg.ConfigurableIOManager):
         if isinstance(obj, pd.DataFrame):
             if context.has_asset_partitions:
                 # Sorted, as a range is read: chunks of consecutive days are slices of a table in day order.
-                parts = split_by_partition(obj, sorted(context.asset_partition_keys), threads=self.threads)
+                keys = sorted(context.asset_partition_keys)
+                parts = split_by_partition(obj, keys, threads=self.threads)
                 writes = [(self._relative(key, day, ".parquet"), data) for day, data in parts.items()]
                 del parts
                 for _ in map_threads(lambda write: self.write(*write), writes, self.threads):
                     pass
-                self._keep_for_next_step(context, obj)
+                self._keep_for_next_step(context, obj, keys)
             else:
                 self.write(self._relative(key, None, ".parquet"), _to_parquet_bytes(obj))
             return
@@ -241,11 +242,10 @@ class ParquetTables(dg.ConfigurableIOManager):
             if step != context.step_key:
                 del kept[held]
 
-    def _keep_for_next_step(self, context: dg.OutputContext, table: pd.DataFrame) -> None:
+    def _keep_for_next_step(self, context: dg.OutputContext, table: pd.DataFrame, keys: list[str]) -> None:
         kept = self._written_this_run
         if kept is None:
             return
-        keys = sorted(context.asset_partition_keys)
         if reads_back_as_written(table, keys):
             kept[(context.asset_key, tuple(keys))] = (context.step_key, table)
 
