@@ -64,16 +64,23 @@ def test_split_in_chunks_equals_one_conversion_and_keeps_types():
     assert first["value"].tolist() == [2, 1, 0]
 
 
-def test_a_table_in_day_order_is_sliced_not_copied_and_gives_the_same_files(monkeypatch):
+@pytest.fixture
+def taken(monkeypatch) -> list[int]:
+    """One entry per DataFrame.take call (a row-by-row copy) while the test runs."""
+    calls: list[int] = []
+    original_take = pd.DataFrame.take
+    monkeypatch.setattr(
+        pd.DataFrame, "take", lambda self, *a, **k: calls.append(1) or original_take(self, *a, **k)
+    )
+    return calls
+
+
+def test_a_table_in_day_order_is_sliced_not_copied_and_gives_the_same_files(taken):
     """Sliced (rows already grouped by day, in order) or taken (days interleaved): the same bytes."""
     days = [f"d{i:02d}" for i in range(9)]
     ordered = frame(days, rows_per_day=5).sort_values("landing_day", kind="stable", ignore_index=True)
     interleaved = ordered.iloc[np.argsort(np.arange(len(ordered)) % 5, kind="stable")]
-    taken = []
-    original_take = pd.DataFrame.take
-    monkeypatch.setattr(
-        pd.DataFrame, "take", lambda self, *a, **k: taken.append(1) or original_take(self, *a, **k)
-    )
+    taken.clear()  # building the tables above may take; only the split is under test
     split_by_partition(ordered, days, chunk_rows=12)
     assert taken == []
     assert split_by_partition(ordered, days, chunk_rows=12) == split_by_partition(
@@ -345,7 +352,7 @@ def test_a_range_is_read_in_key_order_whatever_order_dagster_gives_the_keys(tmp_
 
 
 def test_a_range_in_day_order_is_written_in_slices_whatever_order_dagster_gives_the_keys(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, taken
 ):
     """The keys are sorted before the table is cut into chunks, so a table in day order (every
     table our assets write) is sliced, not copied row by row, also when Dagster's set of keys
@@ -353,11 +360,6 @@ def test_a_range_in_day_order_is_written_in_slices_whatever_order_dagster_gives_
     days = [f"2013-01-{d:02d}" for d in range(1, 4)]
     manager = ParquetIOManager(base_dir=str(tmp_path), threads=1)
     monkeypatch.setattr(dg.OutputContext, "asset_partition_keys", property(lambda self: days[::-1]))
-    taken = []
-    original_take = pd.DataFrame.take
-    monkeypatch.setattr(
-        pd.DataFrame, "take", lambda self, *a, **k: taken.append(1) or original_take(self, *a, **k)
-    )
     manager.handle_output(_range_output_context(dg.AssetKey("table"), days), frame(days, rows_per_day=4))
     assert taken == []
     assert sorted(p.name for p in (tmp_path / "table").iterdir()) == [f"{d}.parquet" for d in days]
