@@ -17,6 +17,10 @@ from ml_assets.domain.tables import RAW_TYPES
 from ml_assets.partitions import landing_days, single_run
 from ml_assets.resources.landing import LandingZone
 
+# Days a worker parses per task: large enough that a task's pickled rows cost little next to its
+# parsing, small enough that a few months' range still spreads over the workers.
+PARSE_BATCH_DAYS = 16
+
 
 @dg.asset(
     partitions_def=landing_days,
@@ -34,30 +38,35 @@ from ml_assets.resources.landing import LandingZone
 def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
     import pandas as pd
 
-    from ml_assets.domain.parsing import (
-        LandingFileError,
-        parse_landing_file,
-        refuse_unreadable,
-        rejection_rows,
-    )
+    from ml_assets.domain.parsing import LandingFileError, parse_landed, refuse_unreadable, rejection_rows
     from ml_assets.domain.quality import row_count_anomalies
+    from ml_assets.pools import map_processes, worker_processes
 
-    days = list(context.partition_keys)
-    frames, files, rejected = [], [], []
-    for n, day in enumerate(days, start=1):
+    def read_landed(day: str) -> tuple[str, str, bytes | LandingFileError]:
         source = landing.location(file_name_for_day(day))
         try:
             refuse_unreadable(source, landing.size_of_day(day), landing.max_file_bytes)
-            parsed = parse_landing_file(landing.read_day(day), source, day)
         except LandingFileError as error:
-            context.log.error(str(error))
-            rejected.append({"day": day, "file": source, "rule": error.rule.value, "detail": error.detail})
-            frames.append(rejection_rows(error, day))
+            return source, day, error
+        return source, day, landing.read_day(day)
+
+    days = list(context.partition_keys)
+    # Read here, parsed on the landing zone's worker processes as they are read (parsing holds the
+    # GIL): a range's files in batches of PARSE_BATCH_DAYS, in day order; one day in this process.
+    workers = worker_processes(landing.parse_processes, len(days), PARSE_BATCH_DAYS)
+    outcomes = map_processes(parse_landed, map(read_landed, days), workers, PARSE_BATCH_DAYS)
+    frames, files, rejected = [], [], []
+    for n, (day, parsed) in enumerate(zip(days, outcomes, strict=True), start=1):
+        if isinstance(parsed, LandingFileError):
+            context.log.error(str(parsed))
+            refusal = {"day": day, "file": parsed.source, "rule": parsed.rule.value, "detail": parsed.detail}
+            rejected.append(refusal)
+            frames.append(rejection_rows(parsed, day))
             continue
         frames.append(parsed.rows)
         landed = {
             "day": day,
-            "file": source,
+            "file": parsed.source,
             "rows": len(parsed.rows),
             "bytes": parsed.size_bytes,
             "sha256": parsed.sha256,
@@ -80,6 +89,7 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
             "files_read": len(files),
             "files_rejected": len(rejected),
             "bytes_read": sum(f["bytes"] for f in files),
+            "parse_workers": workers,
         },
     )
     history = _rows_by_day_before(context, min(days))

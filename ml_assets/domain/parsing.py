@@ -40,6 +40,10 @@ class LandingFileError(ValueError):
         self.detail = detail
         super().__init__(f"{source}: rule '{rule.value}' failed: {detail}")
 
+    def __reduce__(self):
+        # Rebuilt from its parts when it travels back from a worker process (see parse_landed).
+        return type(self), (self.source, self.rule, self.detail)
+
 
 @dataclass(frozen=True)
 class ParsedFile:
@@ -150,6 +154,19 @@ def parse_landing_file(data: bytes, source: str, day: str) -> ParsedFile:
         size_bytes=len(data),
         extra_columns=tuple(column for column in header if column not in FLIGHT_COLUMNS),
     )
+
+
+def parse_landed(landed: tuple[str, str, bytes | LandingFileError]) -> ParsedFile | LandingFileError:
+    """A landed file's (source, day, bytes) parsed, or its refusal returned instead of raised: the
+    outcome of each file of a range, as worker processes hand them back. A file already refused
+    unread (missing, too large) comes in as its LandingFileError and goes out unchanged."""
+    source, day, data = landed
+    if isinstance(data, LandingFileError):
+        return data
+    try:
+        return parse_landing_file(data, source, day)
+    except LandingFileError as error:
+        return error
 
 
 def has_boolean_cell(text: str) -> bool:

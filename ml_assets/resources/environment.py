@@ -24,6 +24,7 @@ ENVIRONMENTS = ("local", "production")
 EXECUTOR_VAR = "ML_ASSETS_EXECUTOR"
 EXECUTORS = ("in_process", "multiprocess", "k8s")
 IO_THREADS_VAR = "ML_ASSETS_IO_THREADS"
+PARSE_PROCESSES_VAR = "ML_ASSETS_PARSE_PROCESSES"
 # Named by EnvVar only when set: otherwise boto3 finds credentials itself (instance or pod role).
 AWS_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -39,13 +40,29 @@ def environment_name() -> str:
     return _choice(ENV_VAR, "local", ENVIRONMENTS)
 
 
+def _count(var: str, default: int, of: str) -> int:
+    value = os.environ.get(var, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{var}={value!r}: expected a whole number of {of}, 1 or more")
+    return int(value)
+
+
 def io_threads() -> int:
     """`ML_ASSETS_IO_THREADS` (4): partitions the IO manager encodes, writes and reads at once; a step
     pod given one CPU may want fewer."""
-    value = os.environ.get(IO_THREADS_VAR, "4")
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{IO_THREADS_VAR}={value!r}: expected a whole number of threads, 1 or more")
-    return int(value)
+    return _count(IO_THREADS_VAR, 4, "threads")
+
+
+def parse_processes(default: int) -> int:
+    """`ML_ASSETS_PARSE_PROCESSES`: worker processes raw_data parses a range's landing files on."""
+    return _count(PARSE_PROCESSES_VAR, default, "processes")
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def local_paths(root: Path | None = None) -> dict[str, str]:
@@ -89,7 +106,11 @@ def local_resources() -> dict[str, Any]:
     paths = local_paths()
     server = is_server(paths["tracking_uri"])
     return {
-        "landing": LocalLandingZone(landing_dir=paths["landing_dir"]),
+        # The machine's cores, up to 4: past that the step's own process, reading the files and
+        # unpickling every worker's rows, bounds what another worker adds.
+        "landing": LocalLandingZone(
+            landing_dir=paths["landing_dir"], parse_processes=parse_processes(min(4, usable_cores()))
+        ),
         "io_manager": ParquetIOManager(base_dir=paths["storage_dir"], threads=io_threads()),
         "failures": _failures(paths["failures_dir"]),
         # A tracking server stores artifacts where it was told to and is also the MLflow UI.
@@ -120,8 +141,12 @@ def production_resources() -> dict[str, Any]:
     s3 = s3_resource()
     landing_bucket = dg.EnvVar("ML_ASSETS_LANDING_BUCKET")
     return {
+        # One unless set: a step pod's CPU request (kubernetes.INGEST) is not visible from inside it.
         "landing": S3LandingZone(
-            s3=s3, bucket=landing_bucket, prefix=os.environ.get("ML_ASSETS_LANDING_PREFIX", "landing")
+            s3=s3,
+            bucket=landing_bucket,
+            prefix=os.environ.get("ML_ASSETS_LANDING_PREFIX", "landing"),
+            parse_processes=parse_processes(1),
         ),
         "io_manager": S3ParquetIOManager(
             s3=s3,

@@ -5,15 +5,14 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from ml_assets.domain.contract import PARTITION_COLUMN
+from ml_assets.pools import map_threads
 from ml_assets.resources.files import write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -21,22 +20,6 @@ if TYPE_CHECKING:
 
 # Input metadata: load the partitions that exist instead of failing on a missing one.
 ALLOW_MISSING_PARTITIONS = "allow_missing_partitions"
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def map_threads(function: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
-    """`map` over a pool of threads, results in order; the first exception is raised when reached.
-
-    For work that releases the GIL: Parquet encoding and decoding, file writes with their fsync,
-    S3 requests."""
-    items = list(items)
-    if threads <= 1 or len(items) <= 1:
-        yield from map(function, items)
-        return
-    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
-        yield from pool.map(function, items)
 
 
 def _to_parquet_bytes(frame: pd.DataFrame) -> bytes:

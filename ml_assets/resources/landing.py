@@ -55,6 +55,12 @@ class LandingZone(dg.ConfigurableResource):
         default=64 * 1024 * 1024,
         description="A day's file larger than this is refused unread (a day of NYC flights is ~100 KB).",
     )
+    parse_processes: int = Field(
+        default=1,
+        ge=1,
+        description="Worker processes raw_data parses a range's files on (forked, on Linux, while the "
+        "step's process runs no other thread); 1 parses them in the step's own process.",
+    )
 
     def location(self, name: str) -> str:
         """Where a file is, as a user would look for it (a path or an s3:// URL)."""

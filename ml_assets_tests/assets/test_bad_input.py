@@ -2,6 +2,7 @@
 the bad file is left untouched, and the good day beside it still reaches `features`."""
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pytest
 
 from ml_assets.definitions import defs
 from ml_assets.demo import seed
+from ml_assets.domain.parsing import parse_landed
 from ml_assets.partitions import landing_days
-from ml_assets_tests.conftest import make_resources
+from ml_assets.resources.landing import LocalLandingZone
+from ml_assets_tests.conftest import make_resources, materialize_range
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "bad_files"
 GOOD_DAY, BAD_DAY = "2013-01-01", "2013-01-02"
@@ -157,3 +160,62 @@ def test_quarantine_is_one_queryable_dataset(tmp_path, tracking_root):
     mismatched = dataset[dataset["reason"] == "date_mismatch"]
     assert sorted(mismatched["_source_row"]) == [2, 3, 4, 5, 6]
     assert set(mismatched["landing_day"]) == {BAD_DAY}
+
+
+# Where parse_and_record_pid notes each file's parsing process; a forked worker inherits it.
+PARSED_BY: list[Path] = []
+
+
+def parse_and_record_pid(landed):
+    (PARSED_BY[-1] / f"{landed[1]}-{os.getpid()}").touch()
+    return parse_landed(landed)
+
+
+def test_a_range_parsed_on_worker_processes_gives_what_one_process_gives(tmp_path, monkeypatch):
+    """A month with two bad files, raw_data over the range on two forked workers and in the step's
+    own process: the same 31 files to the byte, the same check outcomes, each refusal naming its file."""
+    # This process may run MLflow's idle tqdm monitor thread by now, which `can_fork` refuses; the
+    # forked workers only parse, so the test lets them be forked anyway (a fresh interpreter is
+    # tested in test_pools.py and through the CLI in test_kill_mid_write.py).
+    monkeypatch.setattr("ml_assets.pools.can_fork", lambda: True)
+    monkeypatch.setattr("ml_assets.domain.parsing.parse_landed", parse_and_record_pid)
+    landing = tmp_path / "landing"
+    days = [p.name[8:18] for p in seed(landing, "2013-01-01", 31)]
+    for day, case in (("2013-01-10", "truncated.csv"), ("2013-01-20", "wrong_type.csv")):
+        shutil.copy(CORPUS / case, landing / f"flights_{day}.csv")
+    assets = [a for a in defs().assets if isinstance(a, dg.AssetsDefinition)]
+    outcomes = {}
+    for processes in (1, 2):
+        root = tmp_path / f"processes-{processes}"
+        PARSED_BY.append(root / "parsed_by")
+        PARSED_BY[-1].mkdir(parents=True)
+        resources = {
+            **make_resources(root, landing),
+            "landing": LocalLandingZone(landing_dir=str(landing), parse_processes=processes),
+        }
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions(landing_days.name, days)
+            result = materialize_range(
+                assets, days, selection=["raw_data"], instance=instance, resources=resources
+            )
+        (last,) = [
+            e.materialization.metadata
+            for e in result.get_asset_materialization_events()
+            if e.partition == days[-1]
+        ]
+        checks = {e.check_name: (e.passed, e.description) for e in result.get_asset_check_evaluations()}
+        files = {p.name: p.read_bytes() for p in sorted((root / "warehouse" / "raw_data").iterdir())}
+        outcomes[processes] = (last["parse_workers"].value, last["files_rejected"].value, checks, files)
+        pids = {int(p.name.rsplit("-", 1)[1]) for p in PARSED_BY[-1].iterdir()}
+        assert len(list(PARSED_BY[-1].iterdir())) == 31
+        assert len(pids) == processes
+        assert (os.getpid() in pids) is (processes == 1)
+    assert outcomes[1][0] == 0  # in the step's process
+    assert outcomes[2][0] == 2  # 31 days: two batches of 16, one a worker
+    assert outcomes[2][1:] == outcomes[1][1:]
+    assert outcomes[2][1] == 1
+    passed, description = outcomes[2][2]["files_parse"]
+    assert passed is False
+    assert f"{landing / 'flights_2013-01-10.csv'}" in description
+    assert "rule truncated" in description
+    assert len(outcomes[2][3]) == 31

@@ -5,6 +5,7 @@ from ml_assets.domain.contract import FILE_ERROR, PARSE_ERRORS, SOURCE_ROW, File
 from ml_assets.domain.parsing import (
     LandingFileError,
     numbers_read_by_parser,
+    parse_landed,
     parse_landing_file,
     read_as_text,
     refuse_unreadable,
@@ -143,3 +144,21 @@ def test_rejection_becomes_one_placeholder_row():
     assert rows.loc[0, FILE_ERROR] == "not_utf8: byte 7"
     assert rows.loc[0, "_source_file"] == SOURCE
     assert rows.loc[0, SOURCE_ROW] == 0
+
+
+def test_a_refusal_survives_pickling_and_parse_landed_returns_it(day_csv):
+    """Worker processes hand each file's outcome back pickled: a refusal must arrive whole."""
+    import pickle
+
+    error = LandingFileError(SOURCE, FileRule.TRUNCATED, "the file does not end with a newline")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.source, copy.rule, copy.detail) == (error.source, error.rule, error.detail)
+    assert str(copy) == str(error)
+
+    parsed = parse_landed((SOURCE, DAY, day_csv()))
+    assert len(parsed.rows) == 894
+    assert parsed.source == SOURCE
+    refused = parse_landed((SOURCE, DAY, day_csv()[:-1]))
+    assert isinstance(refused, LandingFileError)
+    assert refused.rule is FileRule.TRUNCATED
+    assert parse_landed((SOURCE, DAY, error)) is error  # refused unread: passed through

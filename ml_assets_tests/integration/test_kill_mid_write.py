@@ -1,5 +1,6 @@
 """SIGKILL a real materialization while it rewrites partitions: every file stays readable (old or
-new version, never half of one) and the next run succeeds."""
+new version, never half of one) and the next run succeeds. The run parses on forked workers, which
+die with it."""
 
 import os
 import signal
@@ -8,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 
 from ml_assets.demo import seed
+from ml_assets.resources.environment import usable_cores
 from ml_assets_tests.integration.servers import REPO
 
 pytestmark = pytest.mark.integration
@@ -51,6 +54,11 @@ def test_sigkill_mid_write_leaves_readable_partitions(tmp_path):
     assert first.wait(timeout=300) == 0, first.stderr.read().decode()[-3000:]
     raw_dir = tmp_path / "warehouse" / "raw_data"
     assert_every_partition_readable(raw_dir, expected)
+    # The CLI's run parsed the range on forked workers, one a core up to 4 (the local default).
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("raw_data"))
+    workers = min(4, usable_cores())
+    assert event.asset_materialization.metadata["parse_workers"].value == (workers if workers > 1 else 0)
 
     # Rewrite every partition; kill the run once it has replaced a few files but not all.
     started = time.time()

@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from ml_assets.resources.environment import executor_for, resources_for
+from ml_assets.resources.environment import executor_for, resources_for, usable_cores
 from ml_assets.resources.io_manager import ParquetIOManager
 from ml_assets.resources.landing import LocalLandingZone
 
@@ -15,6 +15,9 @@ def test_local_is_embedded(monkeypatch, tmp_path):
     assert resources["landing"].landing_dir == str(tmp_path / "in")
     assert isinstance(resources["io_manager"], ParquetIOManager)
     assert resources["io_manager"].threads == 4
+    assert resources["landing"].parse_processes == min(4, usable_cores())
+    monkeypatch.setenv("ML_ASSETS_PARSE_PROCESSES", "3")
+    assert resources_for("local")["landing"].parse_processes == 3
     assert executor_for("local") is dg.in_process_executor
 
 
@@ -39,6 +42,7 @@ def test_production_uses_s3_with_secrets_only_as_env_vars(monkeypatch):
     assert tables.bucket == dg.EnvVar("ML_ASSETS_LANDING_BUCKET")  # one bucket unless told otherwise
     assert tables.prefix == "warehouse"
     assert tables.threads == 1
+    assert landing.parse_processes == 1  # a pod's CPU request is not visible from inside it
     assert resources["mlflow"].tracking_uri == dg.EnvVar("MLFLOW_TRACKING_URI")
     assert resources["mlflow"].ui_url == "http://mlflow.internal:5000"
     assert "very-secret" not in repr(resources)
@@ -54,7 +58,9 @@ def test_unknown_names_are_refused_with_the_variable(monkeypatch):
     monkeypatch.setenv("ML_ASSETS_EXECUTOR", "celery")
     with pytest.raises(ValueError, match="ML_ASSETS_EXECUTOR='celery'"):
         executor_for("production")
-    for value in ("0", "four", "-2"):
-        monkeypatch.setenv("ML_ASSETS_IO_THREADS", value)
-        with pytest.raises(ValueError, match=f"ML_ASSETS_IO_THREADS='{value}'"):
-            resources_for("local")
+    for variable in ("ML_ASSETS_IO_THREADS", "ML_ASSETS_PARSE_PROCESSES"):
+        for value in ("0", "four", "-2"):
+            monkeypatch.setenv(variable, value)
+            with pytest.raises(ValueError, match=f"{variable}='{value}'"):
+                resources_for("local")
+        monkeypatch.delenv(variable)

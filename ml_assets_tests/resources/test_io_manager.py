@@ -12,7 +12,6 @@ from ml_assets.resources.io_manager import (
     ALLOW_MISSING_PARTITIONS,
     ParquetIOManager,
     concat_parquet,
-    map_threads,
     reads_back_as_written,
     split_by_partition,
 )
@@ -134,19 +133,6 @@ def test_threads_give_the_same_files_and_tables():
     assert four == one
     files = [one[k] for k in reversed(list(one))]
     pd.testing.assert_frame_equal(concat_parquet(files, threads=4), concat_parquet(files))
-
-
-def test_map_threads_keeps_order_and_raises_the_first_error():
-    assert list(map_threads(lambda n: n * n, range(50), 4)) == [n * n for n in range(50)]
-    assert list(map_threads(str, [], 4)) == []
-
-    def fail_on_seven(n: int) -> int:
-        if n == 7:
-            raise OSError(f"disk full writing part {n}")
-        return n
-
-    with pytest.raises(OSError, match="part 7"):
-        list(map_threads(fail_on_seven, range(20), 4))
 
 
 @pytest.mark.parametrize("threads", [1, 4])
