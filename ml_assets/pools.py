@@ -30,9 +30,10 @@ def map_threads(function: Callable[[T], R], items: Iterable[T], threads: int) ->
 
 def can_fork() -> bool:
     """Whether worker processes may be forked from this process now: on Linux (macOS' system
-    libraries are not fork-safe), and only while no other thread runs here, since a lock another
-    thread holds at the fork stays held in the child for good. A Dagster run's process has no
-    other thread while a step computes, unless the run asks for run metrics."""
+    libraries are not fork-safe), and only while no other Python thread runs here, since a lock
+    another thread holds at the fork stays held in the child for good. A Dagster run's process has
+    no other Python thread while a step computes, unless the run asks for run metrics. Native pools
+    (Arrow's, OpenMP's) wait idle between calls; a worker that only parses with pandas uses neither."""
     return sys.platform == "linux" and threading.active_count() == 1
 
 
