@@ -28,6 +28,17 @@ def map_threads(function: Callable[[T], R], items: Iterable[T], threads: int) ->
         yield from pool.map(function, items)
 
 
+def map_threads_ahead(
+    function: Callable[[T], R], items: Iterable[T], threads: int, window: int
+) -> Iterator[R]:
+    """`map_threads` over `window` items at a time, lazily: the next window is read when the
+    consumer reaches it. Each window's threads have finished before its first result is given, so a
+    consumer may fork worker processes between two results (see `can_fork`)."""
+    pending = iter(items)
+    while batch := list(itertools.islice(pending, window)):
+        yield from list(map_threads(function, batch, threads))
+
+
 def can_fork() -> bool:
     """Whether worker processes may be forked from this process now: on Linux (macOS' system
     libraries are not fork-safe), and only while no other Python thread runs here, since a lock

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_assets.pools import can_fork, map_threads, worker_processes
+from ml_assets.pools import can_fork, map_threads, map_threads_ahead, worker_processes
 from ml_assets_tests.integration.servers import REPO
 
 
@@ -76,6 +76,27 @@ def test_map_threads_keeps_order_and_raises_the_first_error():
 
     with pytest.raises(OSError, match="part 7"):
         list(map_threads(fail_on_seven, range(20), 4))
+
+
+def test_reading_ahead_is_lazy_and_no_reading_thread_outlives_a_window():
+    """raw_data forks its parsing workers between two files read ahead: no reading thread may be
+    running then, and a range's files are read a window at a time, not all at once."""
+    pulled = []
+
+    def items():
+        for n in range(23):
+            pulled.append(n)
+            yield n
+
+    baseline = threading.active_count()
+    results = map_threads_ahead(lambda n: n * n, items(), 4, 5)
+    assert pulled == []
+    seen = []
+    for value in results:
+        assert threading.active_count() == baseline  # a fork here would be safe
+        assert len(pulled) == min(23, (len(seen) // 5 + 1) * 5)  # this window, no further
+        seen.append(value)
+    assert seen == [n * n for n in range(23)]
 
 
 def test_workers_only_for_more_than_one_batch_and_never_beside_another_thread(monkeypatch):

@@ -33,9 +33,10 @@ def weather_for_days(
     import hashlib
 
     from ml_assets.domain.features import read_weather_files
+    from ml_assets.pools import map_threads
 
-    # Only these days' files: a new day's cost must not grow with the years landed.
-    landed = {day: landing.read_weather(day) for day in days}
+    # Only these days' files (a new day's cost must not grow with the years landed), read at once.
+    landed = dict(zip(days, map_threads(landing.read_weather, days, landing.read_threads), strict=True))
     missing = [day for day, data in landed.items() if data is None]
     if missing:
         context.log.warning(

@@ -40,7 +40,7 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
 
     from ml_assets.domain.parsing import LandingFileError, parse_landed, refuse_unreadable, rejection_rows
     from ml_assets.domain.quality import row_count_anomalies
-    from ml_assets.pools import map_processes, worker_processes
+    from ml_assets.pools import map_processes, map_threads_ahead, worker_processes
 
     def read_landed(day: str) -> tuple[str, str, bytes | LandingFileError]:
         source = landing.location(file_name_for_day(day))
@@ -51,10 +51,12 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
         return source, day, landing.read_day(day)
 
     days = list(context.partition_keys)
-    # Read here, parsed on the landing zone's worker processes as they are read (parsing holds the
-    # GIL): a range's files in batches of PARSE_BATCH_DAYS, in day order; one day in this process.
+    # Read here, a batch's files at once (an S3 request waits ~the network's round trip), and parsed
+    # on the landing zone's worker processes as they are read (parsing holds the GIL): a range's
+    # files in batches of PARSE_BATCH_DAYS, in day order; a single batch (a new day) in this process.
     workers = worker_processes(landing.parse_processes, len(days), PARSE_BATCH_DAYS)
-    outcomes = map_processes(parse_landed, map(read_landed, days), workers, PARSE_BATCH_DAYS)
+    landed = map_threads_ahead(read_landed, days, landing.read_threads, PARSE_BATCH_DAYS)
+    outcomes = map_processes(parse_landed, landed, workers, PARSE_BATCH_DAYS)
     frames, files, rejected = [], [], []
     for n, (day, parsed) in enumerate(zip(days, outcomes, strict=True), start=1):
         if isinstance(parsed, LandingFileError):

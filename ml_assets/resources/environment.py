@@ -109,7 +109,9 @@ def local_resources() -> dict[str, Any]:
         # The machine's cores, up to 4: past that the step's own process, reading the files and
         # unpickling every worker's rows, bounds what another worker adds.
         "landing": LocalLandingZone(
-            landing_dir=paths["landing_dir"], parse_processes=parse_processes(min(4, usable_cores()))
+            landing_dir=paths["landing_dir"],
+            read_threads=io_threads(),
+            parse_processes=parse_processes(min(4, usable_cores())),
         ),
         "io_manager": ParquetIOManager(base_dir=paths["storage_dir"], threads=io_threads()),
         "failures": _failures(paths["failures_dir"]),
@@ -146,6 +148,7 @@ def production_resources() -> dict[str, Any]:
             s3=s3,
             bucket=landing_bucket,
             prefix=os.environ.get("ML_ASSETS_LANDING_PREFIX", "landing"),
+            read_threads=io_threads(),
             parse_processes=parse_processes(1),
         ),
         "io_manager": S3ParquetIOManager(

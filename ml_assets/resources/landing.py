@@ -55,6 +55,11 @@ class LandingZone(dg.ConfigurableResource):
         default=64 * 1024 * 1024,
         description="A day's file larger than this is refused unread (a day of NYC flights is ~100 KB).",
     )
+    read_threads: int = Field(
+        default=4,
+        ge=1,
+        description="Files of a range read at once (S3 requests wait on the network); 1 for one at a time.",
+    )
     parse_processes: int = Field(
         default=1,
         ge=1,

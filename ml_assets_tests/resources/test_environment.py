@@ -16,6 +16,7 @@ def test_local_is_embedded(monkeypatch, tmp_path):
     assert isinstance(resources["io_manager"], ParquetIOManager)
     assert resources["io_manager"].threads == 4
     assert resources["landing"].parse_processes == min(4, usable_cores())
+    assert resources["landing"].read_threads == 4
     monkeypatch.setenv("ML_ASSETS_PARSE_PROCESSES", "3")
     assert resources_for("local")["landing"].parse_processes == 3
     assert executor_for("local") is dg.in_process_executor
@@ -43,6 +44,7 @@ def test_production_uses_s3_with_secrets_only_as_env_vars(monkeypatch):
     assert tables.prefix == "warehouse"
     assert tables.threads == 1
     assert landing.parse_processes == 1  # a pod's CPU request is not visible from inside it
+    assert landing.read_threads == 1  # ML_ASSETS_IO_THREADS, as for the tables
     assert resources["mlflow"].tracking_uri == dg.EnvVar("MLFLOW_TRACKING_URI")
     assert resources["mlflow"].ui_url == "http://mlflow.internal:5000"
     assert "very-secret" not in repr(resources)
