@@ -48,8 +48,8 @@ def _count(var: str, default: int, of: str) -> int:
 
 
 def io_threads() -> int:
-    """`ML_ASSETS_IO_THREADS` (4): partitions the IO manager encodes, writes and reads at once; a step
-    pod given one CPU may want fewer."""
+    """`ML_ASSETS_IO_THREADS` (4): partitions the IO manager encodes, writes and reads at once, and
+    landing files a range reads at once; a step pod given one CPU may want fewer."""
     return _count(IO_THREADS_VAR, 4, "threads")
 
 
@@ -106,8 +106,8 @@ def local_resources() -> dict[str, Any]:
     paths = local_paths()
     server = is_server(paths["tracking_uri"])
     return {
-        # The machine's cores, up to 4: past that the step's own process, reading the files and
-        # unpickling every worker's rows, bounds what another worker adds.
+        # Parsing workers: the machine's cores, capped at 4 (the step's own process still reads every
+        # file and unpickles every worker's rows; measured on 2 cores only).
         "landing": LocalLandingZone(
             landing_dir=paths["landing_dir"],
             read_threads=io_threads(),

@@ -64,7 +64,7 @@ class LandingZone(dg.ConfigurableResource):
         default=1,
         ge=1,
         description="Worker processes raw_data parses a range's files on (forked, on Linux, while the "
-        "step's process runs no other thread); 1 parses them in the step's own process.",
+        "step's process runs no other Python thread); 1 parses them in the step's own process.",
     )
 
     def location(self, name: str) -> str:
