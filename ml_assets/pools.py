@@ -42,10 +42,10 @@ def map_threads_ahead(
 def can_fork() -> bool:
     """Whether worker processes may be forked from this process now: on Linux (macOS' system
     libraries are not fork-safe), and only while no other Python thread runs here, since a lock
-    another thread holds at the fork stays held in the child for good. A run in a process of its own
-    (`dagster asset materialize`, `make materialize`, a step pod) has no other Python thread while a
-    step computes; a run the code server starts for `dagster dev`'s UI and daemon has Dagster's
-    termination-handler and event-queue threads, and computes in its own process. Native pools
+    another thread holds at the fork stays held in the child for good. `dagster asset materialize`
+    (and so `make materialize`) runs steps with no other Python thread; a run the code server starts
+    for `dagster dev`'s UI and daemon, and a multiprocess executor's step, run Dagster's termination
+    thread beside the step, which then computes in its own process. Native pools
     (Arrow's, OpenMP's) wait idle between calls; a worker that only parses with pandas uses neither."""
     return sys.platform == "linux" and threading.active_count() == 1
 
