@@ -28,15 +28,32 @@ def map_threads(function: Callable[[T], R], items: Iterable[T], threads: int) ->
         yield from pool.map(function, items)
 
 
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of `size` (the last one shorter), taken from `items` only as asked for."""
+    pending = iter(items)
+    while batch := list(itertools.islice(pending, size)):
+        yield batch
+
+
 def map_threads_ahead(
     function: Callable[[T], R], items: Iterable[T], threads: int, window: int
 ) -> Iterator[R]:
     """`map_threads` over `window` items at a time, lazily: the next window is read when the
     consumer reaches it. Each window's threads have finished before its first result is given, so a
     consumer may fork worker processes between two results (see `can_fork`)."""
-    pending = iter(items)
-    while batch := list(itertools.islice(pending, window)):
+    for batch in _batches(items, window):
         yield from list(map_threads(function, batch, threads))
+
+
+def fork_refusal() -> str | None:
+    """Why worker processes may not be forked from this process now, or None when they may (see
+    `can_fork`)."""
+    if sys.platform != "linux":
+        return f"workers are forked only on Linux, not {sys.platform} (macOS' libraries are not fork-safe)"
+    others = threading.active_count() - 1
+    if others:
+        return f"workers are forked only from a process running no other Python thread; {others} run here"
+    return None
 
 
 def can_fork() -> bool:
@@ -47,7 +64,7 @@ def can_fork() -> bool:
     for `dagster dev`'s UI and daemon, and a multiprocess executor's step, run Dagster's termination
     thread beside the step, which then computes in its own process. Native pools
     (Arrow's, OpenMP's) wait idle between calls; a worker that only parses with pandas uses neither."""
-    return sys.platform == "linux" and threading.active_count() == 1
+    return fork_refusal() is None
 
 
 def worker_processes(wanted: int, items: int, batch_size: int) -> int:
@@ -101,11 +118,9 @@ def map_processes(
         initializer=_die_with_parent,
         initargs=(os.getpid(),),
     )
-    pending_items = iter(items)
-    batches = iter(lambda: list(itertools.islice(pending_items, batch_size)), [])
     running: deque[Future[list[R]]] = deque()
     try:
-        for batch in batches:
+        for batch in _batches(items, batch_size):
             running.append(pool.submit(_apply, function, batch))
             if len(running) >= 2 * processes:
                 yield from running.popleft().result()

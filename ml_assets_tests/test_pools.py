@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_assets.pools import can_fork, map_threads, map_threads_ahead, worker_processes
+from ml_assets.pools import can_fork, fork_refusal, map_threads, map_threads_ahead, worker_processes
 from ml_assets_tests.integration.servers import REPO
 
 
@@ -113,9 +113,13 @@ def test_workers_only_for_more_than_one_batch_and_never_beside_another_thread(mo
     other.start()
     try:
         assert can_fork() is False
+        assert fork_refusal().endswith(f"{threading.active_count() - 1} run here")
     finally:
         release.set()
         other.join()
+    monkeypatch.setattr("sys.platform", "darwin")
+    assert "only on Linux, not darwin" in fork_refusal()
+    assert can_fork() is False
 
 
 def test_forked_workers_return_results_in_order_and_read_items_lazily():

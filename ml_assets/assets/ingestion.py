@@ -36,13 +36,11 @@ PARSE_BATCH_DAYS = 16
     description="Each landing day's flights file as landed, typed, with per-row source file and row number.",
 )
 def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
-    import threading
-
     import pandas as pd
 
     from ml_assets.domain.parsing import LandingFileError, parse_landed, refuse_unreadable, rejection_rows
     from ml_assets.domain.quality import row_count_anomalies
-    from ml_assets.pools import map_processes, map_threads_ahead, worker_processes
+    from ml_assets.pools import fork_refusal, map_processes, map_threads_ahead, worker_processes
 
     def read_landed(day: str) -> tuple[str, str, bytes | LandingFileError]:
         source = landing.location(file_name_for_day(day))
@@ -58,10 +56,7 @@ def raw_data(context: dg.AssetExecutionContext, landing: LandingZone):
     # files in batches of PARSE_BATCH_DAYS, in day order; a single batch (a new day) in this process.
     workers = worker_processes(landing.parse_processes, len(days), PARSE_BATCH_DAYS)
     if not workers and landing.parse_processes > 1 and len(days) > PARSE_BATCH_DAYS:
-        context.log.info(
-            "parsing in the step's process: workers are forked only on Linux from a process running "
-            f"no other Python thread (this one runs {threading.active_count()})"
-        )
+        context.log.info(f"parsing in the step's process: {fork_refusal()}")
     landed = map_threads_ahead(read_landed, days, landing.read_threads, PARSE_BATCH_DAYS)
     outcomes = map_processes(parse_landed, landed, workers, PARSE_BATCH_DAYS)
     frames, files, rejected = [], [], []

@@ -177,8 +177,8 @@ def test_a_range_parsed_on_worker_processes_gives_what_one_process_gives(tmp_pat
     # This process may run MLflow's idle tqdm monitor thread by now, which `can_fork` refuses; the
     # forked workers only parse, so the test decides (a fresh interpreter is tested in
     # test_pools.py, and a real run's process through the CLI in test_kill_mid_write.py).
-    forking = {"allowed": True}
-    monkeypatch.setattr("ml_assets.pools.can_fork", lambda: forking["allowed"])
+    forking = {"refusal": None}
+    monkeypatch.setattr("ml_assets.pools.fork_refusal", lambda: forking["refusal"])
     monkeypatch.setattr("ml_assets.domain.parsing.parse_landed", parse_and_record_pid)
     landing = tmp_path / "landing"
     days = [p.name[8:18] for p in seed(landing, "2013-01-01", 31)]
@@ -215,7 +215,7 @@ def test_a_range_parsed_on_worker_processes_gives_what_one_process_gives(tmp_pat
     assert outcomes[2][0] == 2  # 31 days: two batches of 16, one a worker
     assert outcomes[2][1:] == outcomes[1][1:]
     # A process that may not fork (another thread runs) parses in the step, and says so.
-    forking["allowed"] = False
+    forking["refusal"] = "a test refuses the fork"
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(landing_days.name, days)
         resources = {
@@ -226,7 +226,7 @@ def test_a_range_parsed_on_worker_processes_gives_what_one_process_gives(tmp_pat
             assets, days, selection=["raw_data"], instance=instance, resources=resources
         )
         logged = [e.user_message for e in instance.all_logs(result.run_id)]
-    assert any("parsing in the step's process" in message for message in logged)
+    assert "parsing in the step's process: a test refuses the fork" in logged
     (last,) = [e for e in result.get_asset_materialization_events() if e.partition == days[-1]]
     assert last.materialization.metadata["parse_workers"].value == 0
     written = sorted((tmp_path / "no-fork" / "warehouse" / "raw_data").iterdir())
