@@ -19,6 +19,7 @@ from ml_assets.automation.policies import (
     retrain_schedule,
 )
 from ml_assets.checks import builder_checks
+from ml_assets.heap import freeze_loaded_objects
 from ml_assets.resources.environment import environment_name, executor_for, resources_for
 
 
@@ -52,4 +53,7 @@ def defs() -> dg.Definitions:
         resources=resources_for(environment),
         executor=executor_for(environment),
     )
-    return apply_automation(definitions, settings)
+    definitions = apply_automation(definitions, settings)
+    # Everything loaded so far lives as long as the process: out of the collector's scans (see heap.py).
+    freeze_loaded_objects()
+    return definitions
