@@ -15,10 +15,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import dagster as dg
+import sqlalchemy as db
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, BATCH_WRITABLE_EVENTS
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 
@@ -92,6 +93,29 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    @staticmethod
+    def _ids_just_inserted(conn, run_id: str, count: int) -> list[int]:
+        """The ids of the `count` rows this transaction has just inserted, in order.
+
+        From its first insert the transaction holds sqlite's write lock, so no other writer's row
+        falls between ours: the ids run up to `last_insert_rowid()`. (SQLite does not promise
+        RETURNING's order for a many-row insert, and SQLAlchemy then inserts one row at a time.)
+        Checked, not assumed: a mismatch raises before the index's rows are committed (the run's
+        file, written first as by `store_event`, keeps its own)."""
+        last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+        first = last - count + 1
+        table = SqlEventLogStorageTable
+        ours = conn.execute(
+            db.select(db.func.count())
+            .select_from(table)
+            .where(table.c.id.between(first, last), table.c.run_id == run_id)
+        ).scalar_one()
+        if ours != count:
+            raise dg.DagsterInvariantViolationError(
+                f"event log: expected ids {first}..{last} to be this batch's {count} rows, found {ours}"
+            )
+        return list(range(first, last + 1))
+
     def dispose(self) -> None:
         super().dispose()
         for engine in self._engines.values():
@@ -106,16 +130,17 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         ):
             super().store_event_batch(events)  # one by one, as the stock storage does
             return
-        statements = [self.prepare_insert_event(event) for event in events]
+        # The rows store_event would insert, each file's in one executemany: an INSERT statement
+        # built and executed per event cost the year's backfill (2,920 batched events) 0.3-1.1 s
+        # (three pairs of runs: 9.26 / 9.61 / 10.24 s against 8.57 / 9.36 / 9.12 s).
+        rows = [self._event_to_row(event) for event in events]
+        insert = SqlEventLogStorageTable.insert()
         # As store_event: the run's own file first, then the cross-run index, then check rows.
         with self.run_connection(events[0].run_id) as conn:
-            for statement in statements:
-                conn.execute(statement)
-        event_ids: list[int] = []
+            conn.execute(insert, rows)
         with self.index_transaction() as conn:
-            for statement in statements:
-                with db_result(conn, statement) as result:
-                    event_ids.append(result.inserted_primary_key[0])
+            conn.execute(insert, rows)
+            event_ids = self._ids_just_inserted(conn, events[0].run_id, len(rows))
             stored = list(zip(events, event_ids, strict=True))
             assets = [(e, i) for e, i in stored if e.dagster_event_type in ASSET_EVENTS]
             if assets:

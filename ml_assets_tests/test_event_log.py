@@ -208,3 +208,21 @@ def test_each_file_gets_one_engine_for_the_storages_life(monkeypatch, tmp_path):
     assert Counter(made).most_common(1)[0][1] == 1
     storage.dispose()
     assert not storage._engines
+
+
+def test_a_batchs_ids_are_checked_to_be_its_own_rows(tmp_path):
+    """A batch's event ids are derived from the last insert (the write lock keeps them consecutive):
+    a range holding another run's row raises inside the index's transaction, before its rows are committed."""
+    storage = BatchingSqliteEventLogStorage(str(tmp_path))
+    table = sa.table("event_logs", sa.column("id"), sa.column("run_id"), sa.column("event"))
+
+    def insert(conn, run_id: str, count: int) -> None:
+        conn.execute(table.insert(), [{"run_id": run_id, "event": "{}"} for _ in range(count)])
+
+    with storage.index_transaction() as conn:
+        insert(conn, "a", 3)
+        insert(conn, "b", 2)
+        assert storage._ids_just_inserted(conn, "b", 2) == [4, 5]
+        with pytest.raises(dg.DagsterInvariantViolationError, match=r"ids 3\.\.5 .* 3 rows, found 2"):
+            storage._ids_just_inserted(conn, "b", 3)
+    storage.dispose()
