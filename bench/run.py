@@ -349,12 +349,14 @@ def compile_package() -> None:
 # ---- the report -----------------------------------------------------------------------------
 
 
-def measure(scales: list[int]) -> dict:
+def measure(scales: list[int], settle: float) -> dict:
     compile_package()
-    # Every phase's files are kept until the whole bench has run, then deleted at once. On a
-    # filesystem without a journal (this machine's ext4), creating a file scans past the inodes
-    # deleted in the last minutes; deleting a phase's files (the sensor ticks' 20,000) slowed the
-    # next phase's writes: the year's backfill 8.6-9.5 s, 10.1-10.3 s right after 20,000 deletions.
+    # On a filesystem without a journal (this machine's ext4), creating a file scans past the
+    # inodes deleted in the last minute or more (ext4's `recently_deleted`): the year's backfill
+    # took 10.16 and 10.81 s right after 20,000 files were deleted, 8.76 and 8.69 s after 75 s.
+    # So the bench first waits out deletions made before it (a test suite's temporary files, an
+    # earlier bench's), and keeps every phase's files until it has run, deleting them at once.
+    time.sleep(settle)
     with tempfile.TemporaryDirectory(dir=WORK) as scratch:
         return _measure(scales, Path(scratch))
 
@@ -541,6 +543,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--scales", default="1,4,16", help="data sizes for the scaling figure")
     parser.add_argument("--out", default=str(REPO / "bench" / "report.json"))
+    parser.add_argument(
+        "--settle", type=float, default=75.0, help="seconds to wait before the first phase (see measure)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--args", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -548,7 +553,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_child(args.child, json.loads(args.args))))
         return
     WORK.mkdir(exist_ok=True)
-    report = measure([int(s) for s in args.scales.split(",") if s])
+    report = measure([int(s) for s in args.scales.split(",") if s], args.settle)
     report["targets"] = {k: {"op": op, "value": v} for k, (op, v) in TARGETS.items()}
     Path(args.out).write_text(json.dumps(report, indent=2, sort_keys=True))
     print(table(report))
