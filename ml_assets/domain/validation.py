@@ -96,8 +96,11 @@ def row_problems(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         lambda mask: "row date " + dates[mask].fillna("invalid") + " is not file day " + day[mask],
     )
 
+    # Within each file (its landing day): in a range, a row of another day's file that claims this
+    # day's flight (already quarantined as a date mismatch) must not make this day's row a duplicate,
+    # or a day's outcome would depend on which days ran with it.
     keyed = rows.assign(flight_date=dates)
-    duplicate = keyed.duplicated(subset=list(FLIGHT_KEY), keep="first") & reason.isna()
+    duplicate = keyed.duplicated(subset=[PARTITION_COLUMN, *FLIGHT_KEY], keep="first") & reason.isna()
     flag(duplicate, RowReason.DUPLICATE_KEY, "same flight key as an earlier row of the file")
     return reason, detail
 

@@ -57,6 +57,22 @@ def test_each_rule_quarantines_with_its_reason(day_csv):
     assert "distance" in detail.loc[rows.loc[0, "_source_row"]]
 
 
+def test_a_days_rows_validate_the_same_in_a_range_as_alone(day_csv):
+    """A row of the day before's file carrying this day's date and flight key is that file's date
+    mismatch; it must not turn this day's own row into a duplicate in a range run."""
+    before = parse_landing_file(day_csv("2013-01-14"), "a.csv", "2013-01-14").rows
+    day = typed_day(day_csv)
+    for column in ("carrier", "flight", "origin", "sched_dep_time", "tailnum", "year", "month", "day"):
+        before.loc[0, column] = day.loc[0, column]
+    alone = validate_flights(day)
+    in_range = validate_flights(pd.concat([before, day], ignore_index=True))
+    quarantined = in_range.quarantine
+    assert alone.quarantine.empty
+    assert quarantined["landing_day"].tolist() == ["2013-01-14"]
+    assert quarantined[QUARANTINE_REASON].tolist() == [RowReason.DATE_MISMATCH]
+    assert in_range.valid[in_range.valid["landing_day"] == DAY].reset_index(drop=True).equals(alone.valid)
+
+
 def test_blank_codes_are_missing_and_each_detail_names_its_row(day_csv):
     rows = typed_day(day_csv)
     rows.loc[0, "origin"] = "  "  # whitespace only: as missing as a null
