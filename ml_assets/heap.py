@@ -5,8 +5,9 @@ loaded, most of those are modules and definitions (Dagster's, ours) that live as
 process, and a year's backfill scanned them again and again: on the `make dev` instance, 1.05 s of
 a 10.8 s run went to the collector, full collections 0.12-0.14 s each (a run's steps allocate
 enough surviving objects to trigger them: parsing, 365 days' frames and metadata). `gc.freeze`
-moves the objects alive now out of every later scan (what CPython's documentation suggests for
-long-lived processes and before forking workers); the same run then spent 0.31 s in the collector.
+moves the objects alive now out of every later scan; the same run then spent 0.31 s in the
+collector. (CPython documents it for a process about to fork workers, as raw_data's range parsing
+does: a worker's collections then leave the parent's pages unwritten.)
 """
 
 import functools
