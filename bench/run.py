@@ -371,9 +371,9 @@ def phase_dir(scratch: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=scratch))
 
 
-def fresh_instance(root: Path, year: Path) -> dict:
+def places(root: Path, landing_dir: Path) -> dict:
     """A phase's places: the landing dir, and an instance and warehouse of its own under `root`."""
-    return {"landing": str(year), "root": str(root), "home": str(root / "home")}
+    return {"landing": str(landing_dir), "root": str(root), "home": str(root / "home")}
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -391,15 +391,15 @@ def _measure(scales: list[int], scratch: Path) -> dict:
     root = phase_dir(scratch)
     home = root / "home"
     dev = dev_instance(home)
-    common = {"landing": str(year), "root": str(root), "home": str(home)}
+    common = places(root, year)
     # The machine's load moves one backfill by 10-20 % (8.2-10.7 s for the same code in T's runs):
     # figure 1 takes the median of three backfills, each on a fresh instance, and of three runs of
     # the bare script, taken in turn. The first backfill's instance goes on to the later phases.
     bares, backfills = [], []
     for n in range(3):
         bares.append(child("bare_ingest", days=history, **common))
-        places = common if n == 0 else fresh_instance(phase_dir(scratch), year)
-        backfills.append(child("backfill", env=dev_instance(Path(places["home"])), days=history, **places))
+        fresh = common if n == 0 else places(phase_dir(scratch), year)
+        backfills.append(child("backfill", env=dev_instance(Path(fresh["home"])), days=history, **fresh))
     bare, backfill = median_run(bares), median_run(backfills)
     one_day = child("backfill", env=dev, days=new_day, **common)
     bare_fit = child("bare_train", days=history, **common)
@@ -471,11 +471,11 @@ def _measure(scales: list[int], scratch: Path) -> dict:
         *days, new = days_in(data)
         root = phase_dir(scratch)
         dev = dev_instance(root / "home")
-        places = {"landing": str(data), "root": str(root), "home": str(root / "home")}
-        run = child("backfill", env=dev, days=days, **places)
+        scaled = places(root, data)
+        run = child("backfill", env=dev, days=days, **scaled)
         # A one-day run is 1-3 s, so one sample moves with the machine's load by as much as the
         # growth it is meant to show: the median of three runs of the same day.
-        new_runs = [child("backfill", env=dev, days=[new], **places) for _ in range(3)]
+        new_runs = [child("backfill", env=dev, days=[new], **scaled) for _ in range(3)]
         then = [r["seconds"] for r in new_runs]
         rows = 336_776 * scale
         per_row[scale] = {
@@ -511,17 +511,17 @@ def floor_phases(root: Path, year: Path, history: list[str], new_day: list[str],
     """Dagster's floor (bench/floor.py) for the backfill and the new day, on an instance of its own
     under `root` (`env`: the instance's settings)."""
     (root / "home").mkdir(exist_ok=True)
-    places = {"landing": str(year), "root": str(root), "home": str(root / "home")}
+    floor = places(root, year)
     return {
-        "backfill": child("floor", env=env, days=history, **places),
-        "new_day": child("floor", env=env, days=new_day, **places),
+        "backfill": child("floor", env=env, days=history, **floor),
+        "new_day": child("floor", env=env, days=new_day, **floor),
     }
 
 
 def postgres_phases(root: Path, year: Path, history: list[str], new_day: list[str]) -> dict | None:
     """The same backfill and new day on the production instance storage: PostgreSQL (Debian's,
-    started here on loopback, fsync on, its cluster under `root`) instead of the sqlite files
-    `dagster dev` uses."""
+    started here on loopback, fsync on; its instances and log under `root`, its cluster in a
+    directory of its own, deleted when it stops) instead of the sqlite files `dagster dev` uses."""
     from ml_assets_tests.integration.servers import image_env, postgres_binaries, postgres_server
 
     try:
@@ -542,7 +542,7 @@ def postgres_phases(root: Path, year: Path, history: list[str], new_day: list[st
     with postgres_server(root / "postgres.log", ("dagster", "floor"), fsync=True) as server:
         instance(root / "home", server, "dagster")
         instance(root / "floor" / "home", server, "floor")
-        common = {"landing": str(year), "root": str(root), "home": str(root / "home")}
+        common = places(root, year)
         # The production image's process settings (event batches, malloc arenas), as deployed.
         image = image_env()
         return {
