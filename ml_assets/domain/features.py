@@ -10,6 +10,7 @@ from ml_assets.domain.tables import (
     CONGESTION_FEATURES,
     FEATURE_COLUMNS,
     KEY_COLUMNS,
+    TEXT,
     WEATHER_FEATURES,
 )
 
@@ -267,9 +268,10 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
     dates = pd.to_datetime(flights["flight_date"])
     sched_dep = hhmm_to_minutes(flights["sched_dep_time"])
     sched_arr = hhmm_to_minutes(flights["sched_arr_time"])
-    flight_date = flights["flight_date"].astype(str).to_numpy()
-    origin = flights["origin"].astype(str).to_numpy()
-    tailnum = flights["tailnum"].astype("string")
+    # Python strings only for the lookups' keys; the table keeps its text columns as they came.
+    flight_date = flights["flight_date"].to_numpy(dtype=object)
+    origin = flights["origin"].to_numpy(dtype=object)
+    tailnum = flights["tailnum"].astype(TEXT)
     weather_columns = _lookup(
         prepare_weather(weather, flight_date),
         ["origin", "flight_date", "sched_hour"],
@@ -280,14 +282,14 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
         prepare_planes(planes), ["tailnum"], [tailnum.to_numpy(dtype=object, na_value=None)], PLANE_COLUMNS
     )
     columns = {
-        PARTITION_COLUMN: flights[PARTITION_COLUMN].astype("string").to_numpy(),
-        "flight_date": flight_date,
-        "carrier": flights["carrier"].astype(str).to_numpy(),
+        PARTITION_COLUMN: flights[PARTITION_COLUMN].astype(TEXT).array,
+        "flight_date": flights["flight_date"].astype(TEXT).array,
+        "carrier": flights["carrier"].astype(TEXT).array,
         "flight": flights["flight"].astype("int64").to_numpy(),
-        "origin": origin,
+        "origin": flights["origin"].astype(TEXT).array,
         "sched_dep_time": flights["sched_dep_time"].astype("int64").to_numpy(),
-        "tailnum": tailnum.to_numpy(dtype=object),
-        "dest": flights["dest"].astype(str).to_numpy(),
+        "tailnum": tailnum.array,
+        "dest": flights["dest"].astype(TEXT).array,
         "month": dates.dt.month.to_numpy(dtype="float64"),
         "day_of_week": dates.dt.dayofweek.to_numpy(dtype="float64"),
         "sched_dep_minute": sched_dep,
@@ -304,9 +306,7 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
     del congestion
     columns[LABEL] = flights[LABEL].astype("int8").to_numpy()
     order = list(dict.fromkeys([PARTITION_COLUMN, *KEY_COLUMNS, *FEATURE_COLUMNS, LABEL]))
-    out = pd.DataFrame({name: columns[name] for name in order})
-    out[PARTITION_COLUMN] = out[PARTITION_COLUMN].astype("string")
-    return out
+    return pd.DataFrame({name: columns[name] for name in order})
 
 
 def leaked_columns(columns: list[str] | pd.Index) -> list[str]:

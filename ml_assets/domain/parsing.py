@@ -24,6 +24,7 @@ from ml_assets.domain.contract import (
     STRING_COLUMNS,
     FileRule,
 )
+from ml_assets.domain.tables import TEXT
 
 MAX_ABS_NUMBER = 1e12
 NUMBER_COLUMNS = tuple(column for column in FLIGHT_COLUMNS if column not in STRING_COLUMNS)
@@ -212,17 +213,17 @@ def type_rows(frame: pd.DataFrame, source: str, day: str) -> pd.DataFrame:
     for column in FLIGHT_COLUMNS:
         values = frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
         if column in STRING_COLUMNS:
-            typed[column] = values.astype("string")
+            typed[column] = values.astype(TEXT)
             continue
         typed[column], bad = _coerce_numeric(values, integer=column in INTEGER_COLUMNS)
         if bad.any():
             errors[bad] = errors[bad] + column + "=" + values[bad].astype(str).str.slice(0, 40) + ";"
-    typed[PARSE_ERRORS] = errors.astype("string")
-    typed[SOURCE_FILE] = pd.Series(source, index=frame.index, dtype="string")
+    typed[PARSE_ERRORS] = errors.astype(TEXT)
+    typed[SOURCE_FILE] = pd.Series(source, index=frame.index, dtype=TEXT)
     # Row 1 is the header, so the first data row is line 2 of the file.
     typed[SOURCE_ROW] = pd.Series(np.arange(2, len(frame) + 2, dtype="int64"), index=frame.index)
-    typed[PARTITION_COLUMN] = pd.Series(day, index=frame.index, dtype="string")
-    typed[FILE_ERROR] = pd.Series(pd.NA, index=frame.index, dtype="string")
+    typed[PARTITION_COLUMN] = pd.Series(day, index=frame.index, dtype=TEXT)
+    typed[FILE_ERROR] = pd.Series(pd.NA, index=frame.index, dtype=TEXT)
     return pd.DataFrame(typed, index=frame.index).reset_index(drop=True)
 
 
@@ -231,5 +232,5 @@ def rejection_rows(error: LandingFileError, day: str) -> pd.DataFrame:
     frame = pd.DataFrame({column: [None] for column in FLIGHT_COLUMNS}, dtype=str)
     rows = type_rows(frame, error.source, day)
     rows[SOURCE_ROW] = 0
-    rows[FILE_ERROR] = pd.Series([f"{error.rule.value}: {error.detail}"], dtype="string")
+    rows[FILE_ERROR] = pd.Series([f"{error.rule.value}: {error.detail}"], dtype=TEXT)
     return rows

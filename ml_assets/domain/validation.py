@@ -18,7 +18,7 @@ from ml_assets.domain.contract import (
     REQUIRED_COLUMNS,
     RowReason,
 )
-from ml_assets.domain.tables import QUARANTINE_DETAIL, QUARANTINE_REASON
+from ml_assets.domain.tables import QUARANTINE_DETAIL, QUARANTINE_REASON, TEXT
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def flight_dates(rows: pd.DataFrame) -> pd.Series:
     """ISO date of each row's year/month/day, null where they do not form a real date."""
     parts = pd.DataFrame({"year": rows["year"], "month": rows["month"], "day": rows["day"]}).astype("float64")
     dates = pd.to_datetime(parts, errors="coerce")
-    return dates.dt.strftime("%Y-%m-%d").astype("string")
+    return dates.dt.strftime("%Y-%m-%d").astype(TEXT)
 
 
 def _blank(values: pd.Series) -> np.ndarray:
@@ -52,15 +52,15 @@ def _blank(values: pd.Series) -> np.ndarray:
 
 def row_problems(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """The first broken rule of each row (or null) and a human-readable detail."""
-    reason = pd.Series(pd.NA, index=rows.index, dtype="string")
-    detail = pd.Series(pd.NA, index=rows.index, dtype="string")
+    reason = pd.Series(pd.NA, index=rows.index, dtype=TEXT)
+    detail = pd.Series(pd.NA, index=rows.index, dtype=TEXT)
 
     def flag(mask: pd.Series, code: RowReason, text: Callable[[pd.Series], pd.Series] | str) -> None:
         mask = mask.fillna(False).astype(bool) & reason.isna()
         if mask.any():
             reason[mask] = code.value
             # Only the flagged rows' text is built: a year's detail strings for every row cost 0.2 s.
-            detail[mask] = text if isinstance(text, str) else text(mask).astype("string")
+            detail[mask] = text if isinstance(text, str) else text(mask).astype(TEXT)
 
     file_error = rows[FILE_ERROR]
     flag(file_error.notna(), RowReason.FILE_REJECTED, lambda mask: file_error[mask])

@@ -17,6 +17,7 @@ from ml_assets.resources.files import write_bytes_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 # Input metadata: load the partitions that exist instead of failing on a missing one.
 ALLOW_MISSING_PARTITIONS = "allow_missing_partitions"
@@ -81,6 +82,18 @@ def split_by_partition(
     return {key: parts[key] for key in partition_keys}
 
 
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as pandas, its text columns Arrow-backed (`domain.tables.TEXT`) whatever
+    dtype wrote them: as the pipeline holds them, without a Python object per cell."""
+    import pandas as pd
+    import pyarrow as pa
+
+    text = pd.StringDtype("pyarrow")
+    return table.to_pandas(
+        types_mapper=lambda arrow: text if arrow in (pa.string(), pa.large_string()) else None
+    )
+
+
 def concat_parquet(files: list[bytes], threads: int = 1) -> pd.DataFrame:
     """Parquet files' rows as one DataFrame, in order, converted to pandas once.
 
@@ -98,7 +111,7 @@ def concat_parquet(files: list[bytes], threads: int = 1) -> pd.DataFrame:
         return pd.DataFrame()
     tables = list(map_threads(lambda data: pq.ParquetFile(pa.BufferReader(data)).read(), files, threads))
     non_empty = [table for table in tables if table.num_rows] or tables[:1]
-    return pa.concat_tables(non_empty, promote_options="default").to_pandas()
+    return to_pandas(pa.concat_tables(non_empty, promote_options="default"))
 
 
 def reads_back_as_written(frame: pd.DataFrame, partition_keys: list[str]) -> bool:
@@ -121,7 +134,7 @@ def reads_back_as_written(frame: pd.DataFrame, partition_keys: list[str]) -> boo
     if len(order) and (order.min() < 0 or (np.diff(order) < 0).any()):
         return False
     try:
-        read_back = pa.Schema.from_pandas(frame, preserve_index=False).empty_table().to_pandas()
+        read_back = to_pandas(pa.Schema.from_pandas(frame, preserve_index=False).empty_table())
     except (pa.ArrowException, TypeError, ValueError):
         return False
     return list(read_back.columns) == list(frame.columns) and read_back.dtypes.equals(frame.dtypes)
@@ -240,8 +253,6 @@ class ParquetTables(dg.ConfigurableIOManager):
         return None if held is None else held[1]
 
     def load_input(self, context: dg.InputContext) -> Any:
-        import pandas as pd
-
         key = context.asset_key
         if context.has_asset_partitions:
             # In key order (for our days, by date): Dagster gives a range run's keys as a set, which
@@ -267,7 +278,11 @@ class ParquetTables(dg.ConfigurableIOManager):
         json_name = self._relative(key, None, ".json")
         if self.exists(json_name):
             return json.loads(self.read(json_name))
-        return pd.read_parquet(io.BytesIO(self.read(self._relative(key, None, ".parquet"))))
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        data = self.read(self._relative(key, None, ".parquet"))
+        return to_pandas(pq.ParquetFile(pa.BufferReader(data)).read())
 
 
 class ParquetIOManager(ParquetTables):

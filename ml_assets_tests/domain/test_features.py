@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from ml_assets.demo import demo_data_dir
-from ml_assets.domain.contract import OUTCOME_COLUMNS
+from ml_assets.domain.contract import OUTCOME_COLUMNS, FileRule
 from ml_assets.domain.features import (
     FEATURE_COLUMNS,
     WEATHER_FEATURES,
@@ -17,7 +17,7 @@ from ml_assets.domain.features import (
     read_weather_files,
     split_weather_by_day,
 )
-from ml_assets.domain.parsing import parse_landing_file
+from ml_assets.domain.parsing import LandingFileError, parse_landing_file, rejection_rows
 from ml_assets.domain.validation import validate_flights
 
 
@@ -145,6 +145,24 @@ def test_a_days_features_read_only_that_days_weather(reference, valid_day):
 @pytest.fixture
 def valid_day(day_csv):
     return validate_flights(parse_landing_file(day_csv("2013-01-15"), "f.csv", "2013-01-15").rows).valid
+
+
+def test_text_columns_stay_arrow_backed_from_parse_to_features(reference, day_csv):
+    """Every text column of every table, a refused file's placeholder row included, is TEXT: an
+    `object` or Python-held `string` column anywhere would convert each cell on the way to Parquet."""
+    day = "2013-01-15"
+    parsed = parse_landing_file(day_csv(day), "f.csv", day).rows
+    refused = rejection_rows(LandingFileError("g.csv", FileRule.EMPTY_FILE, "the file has no content"), day)
+    raw = pd.concat([parsed, refused], ignore_index=True)
+    result = validate_flights(raw)
+    features = build_features(result.valid, *reference)
+    tables = {"raw": raw, "valid": result.valid, "quarantine": result.quarantine, "features": features}
+    for name, table in tables.items():
+        text = [c for c, t in table.dtypes.items() if t.kind == "O"]
+        assert len(text) >= 6, name
+        assert {c: table[c].dtype for c in text} == dict.fromkeys(text, pd.StringDtype("pyarrow")), name
+    assert len(result.quarantine) == 1  # the placeholder; every row of the real day is valid
+    assert len(features) == len(parsed) == 894
 
 
 def flights(**columns) -> pd.DataFrame:

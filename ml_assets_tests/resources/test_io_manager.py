@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_assets.domain.tables import TEXT
 from ml_assets.resources.files import write_bytes_atomic
 from ml_assets.resources.io_manager import (
     ALLOW_MISSING_PARTITIONS,
@@ -21,7 +22,7 @@ from ml_assets_tests.conftest import CountsReads, materialize_range
 def frame(days: list[str], rows_per_day: int = 2) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "landing_day": [d for d in days for _ in range(rows_per_day)],
+            "landing_day": pd.array([d for d in days for _ in range(rows_per_day)], dtype=TEXT),
             "value": range(len(days) * rows_per_day),
         }
     )
@@ -100,7 +101,8 @@ def test_days_without_rows_get_typed_empty_files():
 
 def test_concat_parquet_equals_reading_each_file_with_pandas():
     """One Arrow concatenation gives what per-file pd.read_parquet + pd.concat gave: rows in file
-    order, pandas dtypes (nullable ints, strings, datetimes), empty files skipped."""
+    order, pandas dtypes (nullable ints, datetimes), empty files skipped; text columns (written as
+    `string` or as `object`) Arrow-backed."""
     days = ["a", "b", "c"]
     table = frame(days).assign(
         delay=pd.array([1, None, 3, 4, 5, None], dtype="Int64"),
@@ -112,9 +114,10 @@ def test_concat_parquet_equals_reading_each_file_with_pandas():
     expected = pd.concat(
         [pd.read_parquet(io.BytesIO(f)) for f in files if len(pd.read_parquet(io.BytesIO(f)))],
         ignore_index=True,
-    )
+    ).astype({"landing_day": TEXT, "carrier": TEXT})
     loaded = concat_parquet(files)
     pd.testing.assert_frame_equal(loaded, expected)
+    assert [loaded[c].dtype.storage for c in ("landing_day", "carrier")] == ["pyarrow", "pyarrow"]
     assert loaded["landing_day"].tolist() == ["c", "c", "a", "a", "b", "b"]
     assert str(loaded["delay"].dtype) == "Int64"
     only_empty = concat_parquet([parts["empty"]])
@@ -247,7 +250,7 @@ def test_only_a_table_that_reads_back_equal_may_be_handed_over():
     days = ["2013-01-01", "2013-01-02", "2013-01-03"]
     table = frame(days).assign(
         delay=pd.array([1, None, 3, 4, 5, None], dtype="Int64"),
-        carrier=pd.array(["UA", None, "AA", "B6", "DL", "UA"], dtype="string"),
+        carrier=pd.array(["UA", None, "AA", "B6", "DL", "UA"], dtype=TEXT),
         when=pd.to_datetime(["2013-01-01 05:00"] * 6),
     )
     assert reads_back_as_written(table, days)
@@ -257,7 +260,8 @@ def test_only_a_table_that_reads_back_equal_may_be_handed_over():
     unordered = table.iloc[[2, 3, 0, 1, 4, 5]].reset_index(drop=True)
     numbers_as_objects = table.assign(value=table["value"].astype(object))
     indexed = table.set_index(table.index + 10)
-    for different in (unordered, numbers_as_objects, indexed):
+    python_strings = table.astype({"carrier": "string[python]"})  # text is read back Arrow-backed
+    for different in (unordered, numbers_as_objects, indexed, python_strings):
         assert not reads_back_as_written(different, days)
         with pytest.raises(AssertionError):
             pd.testing.assert_frame_equal(read_back(different, days), different)
