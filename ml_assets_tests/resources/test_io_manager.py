@@ -43,6 +43,20 @@ def test_split_by_partition_gives_every_key_a_typed_table():
         split_by_partition(pd.DataFrame({"value": [1]}), ["a"])
 
 
+def test_a_days_file_has_dictionaries_for_text_only_and_no_statistics():
+    """What a day's file pays per column (see split_by_partition): its readers lose nothing."""
+    import pyarrow.parquet as pq
+
+    table = frame(["a"], rows_per_day=50).assign(carrier=["UA", "AA"] * 25, delay=[1.5, 2.5] * 25)
+    data = split_by_partition(table, ["a"])["a"]
+    group = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    dictionary = {name for name, column in columns.items() if column.has_dictionary_page}
+    assert dictionary == {"landing_day", "carrier"}
+    assert not any(column.is_stats_set for column in columns.values())
+    pd.testing.assert_frame_equal(concat_parquet([data]), table.astype({"carrier": TEXT}))
+
+
 def test_split_in_chunks_equals_one_conversion_and_keeps_types():
     """Chunks of whole days give the same files as converting the frame at once, even where a
     column is empty in a whole chunk (its type comes from the whole frame)."""
