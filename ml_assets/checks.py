@@ -330,7 +330,9 @@ def quarantine_share(shares: list[dict]) -> dg.AssetCheckResult:
 # features
 
 
-def no_leakage(leaked: list[str], single_feature_auc: dict[str, float]) -> dg.AssetCheckResult:
+def no_leakage(
+    leaked: list[str], single_feature_auc: dict[str, float], rows_scored: int
+) -> dg.AssetCheckResult:
     suspicious = {c: auc for c, auc in single_feature_auc.items() if auc >= LEAKAGE_AUC}
     top = dict(sorted(single_feature_auc.items(), key=lambda kv: -kv[1])[:5])
     return _result(
@@ -342,6 +344,7 @@ def no_leakage(leaked: list[str], single_feature_auc: dict[str, float]) -> dg.As
             "max_single_feature_auc": max(single_feature_auc.values(), default=0.5),
             "top_single_feature_auc": dg.MetadataValue.json(top),
             "threshold": LEAKAGE_AUC,
+            "rows_scored": rows_scored,
         },
         ", ".join(
             [

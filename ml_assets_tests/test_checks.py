@@ -25,10 +25,11 @@ def test_quarantine_share_warns_over_1_percent_and_errors_over_20():
 
 
 def test_leakage_names_outcome_columns_and_suspicious_features():
-    result = checks.no_leakage(["arr_delay"], {"origin_pending": 0.97, "temp": 0.55})
+    result = checks.no_leakage(["arr_delay"], {"origin_pending": 0.97, "temp": 0.55}, 5000)
     assert result.passed is False
     assert result.description == "outcome column arr_delay, origin_pending alone AUC 0.970"
-    assert checks.no_leakage([], {"temp": 0.55}).passed is True
+    assert result.metadata["rows_scored"].value == 5000
+    assert checks.no_leakage([], {"temp": 0.55}, 5000).passed is True
 
 
 def test_weather_joined_warns_below_ninety_percent():

@@ -92,17 +92,33 @@ def mann_whitney_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((positives * (negatives_below + negatives / 2)).sum() / (positives.sum() * negatives.sum()))
 
 
-def univariate_auc(features: pd.DataFrame, columns: tuple[str, ...] = NUMERIC_FEATURES) -> dict[str, float]:
-    """ROC AUC of each numeric feature alone against the label (direction-free: max(auc, 1 - auc))."""
+def sample_positions(rows: int, sample_rows: int, seed: int) -> np.ndarray | None:
+    """Sorted positions of a seeded uniform sample of `sample_rows` of `rows` rows; None (every
+    row) when there are no more rows than that, or `sample_rows` is 0."""
+    if sample_rows <= 0 or rows <= sample_rows:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(rows, size=sample_rows, replace=False))
+
+
+def univariate_auc(
+    features: pd.DataFrame,
+    columns: tuple[str, ...] = NUMERIC_FEATURES,
+    positions: np.ndarray | None = None,
+) -> dict[str, float]:
+    """ROC AUC of each numeric feature alone against the label (direction-free: max(auc, 1 - auc)),
+    over the rows at `positions` (every row when None); a missing value scores as the median."""
     labels = features[LABEL].to_numpy()
+    labels = labels if positions is None else labels[positions]
     if len(np.unique(labels)) < 2:
         return {}
     scores = {}
     for column in columns:
-        values = features[column].astype("float64")
-        if values.notna().sum() == 0:
+        values = features[column].to_numpy(dtype="float64", na_value=np.nan)
+        values = values if positions is None else values[positions]
+        present = ~np.isnan(values)
+        if not present.any():
             continue
-        auc = mann_whitney_auc(labels, values.fillna(values.median()).to_numpy())
+        auc = mann_whitney_auc(labels, np.where(present, values, np.median(values[present])))
         scores[column] = float(max(auc, 1 - auc))
     return scores
 

@@ -47,7 +47,12 @@ ALL_CHECKS = [
     "column_schema_unchanged",
 ]
 DAYS = [f"2013-01-{d:02d}" for d in range(1, 32)]
-TRAIN = {"ops": {"trained_model": {"config": {"holdout_days": 7, "max_iter": 150}}}}
+TRAIN = {
+    "ops": {
+        "trained_model": {"config": {"holdout_days": 7, "max_iter": 150}},
+        "features": {"config": {"leakage_sample_rows": 10_000}},  # of the month's 27,004 rows
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +144,10 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     (weather,) = [e for e in first.get_asset_check_evaluations() if e.check_name == "weather_joined"]
     assert weather.metadata["days_without_weather_file"].value == 0  # each day's file was read
     assert weather.metadata["share_with_weather"].value > 0.95
+    (leakage,) = [e for e in first.get_asset_check_evaluations() if e.check_name == "no_leakage"]
+    assert leakage.passed
+    assert leakage.metadata["rows_scored"].value == 10_000
+    assert 0.6 < leakage.metadata["max_single_feature_auc"].value < 0.95  # congestion carries signal
     # Derived tables: the run's totals on every day, the counts by day in the reconcile check.
     assert "dagster/row_count" not in by_day[DAYS[0]]
     assert by_day[DAYS[0]]["rows_in_run"].value == 27004

@@ -11,6 +11,7 @@ from ml_assets.domain.quality import (
     population_stability,
     range_violations,
     row_count_anomalies,
+    sample_positions,
     slice_auc,
     univariate_auc,
 )
@@ -66,6 +67,26 @@ def test_univariate_auc_flags_a_feature_that_is_the_label():
     assert scores["origin_pending"] == pytest.approx(1.0)
     assert scores["temp"] < 0.6
     assert univariate_auc(frame.assign(label=0)) == {}
+
+
+def test_a_seeded_sample_scores_as_every_row_does_and_still_catches_a_leak():
+    rng = np.random.default_rng(3)
+    frame = frame_with(rng, n=60_000)
+    frame["temp"] += frame["label"] * 0.5  # a real but modest signal, AUC ~0.64
+    frame["origin_pending"] = frame["label"] * 10.0 + rng.normal(size=len(frame))  # a leak, AUC ~1
+    frame.loc[::7, "temp"] = np.nan
+    picked = sample_positions(len(frame), 10_000, seed=1)
+    assert len(picked) == len(np.unique(picked)) == 10_000
+    assert (np.diff(picked) > 0).all()
+    assert np.array_equal(picked, sample_positions(len(frame), 10_000, seed=1))
+    assert not np.array_equal(picked, sample_positions(len(frame), 10_000, seed=2))
+    assert sample_positions(len(frame), 60_000, seed=1) is None
+    assert sample_positions(len(frame), 0, seed=1) is None
+    every_row, sampled = univariate_auc(frame), univariate_auc(frame, positions=picked)
+    assert every_row["temp"] == pytest.approx(0.64, abs=0.02)
+    assert {c: round(a, 2) for c, a in sampled.items()} == pytest.approx(every_row, abs=0.02)
+    assert sampled["origin_pending"] > 0.99
+    assert univariate_auc(frame, positions=np.arange(100)) == univariate_auc(frame.iloc[:100])
 
 
 def test_slice_auc_skips_single_label_slices():
