@@ -7,8 +7,6 @@ import pytest
 from ml_assets.demo import demo_data_dir
 from ml_assets.domain.contract import OUTCOME_COLUMNS, FileRule
 from ml_assets.domain.features import (
-    FEATURE_COLUMNS,
-    WEATHER_FEATURES,
     build_features,
     congestion_features,
     leaked_columns,
@@ -18,6 +16,7 @@ from ml_assets.domain.features import (
     split_weather_by_day,
 )
 from ml_assets.domain.parsing import LandingFileError, parse_landing_file, rejection_rows
+from ml_assets.domain.tables import FEATURE_COLUMNS, WEATHER_FEATURES
 from ml_assets.domain.validation import validate_flights
 
 
