@@ -149,7 +149,8 @@ def reads_back_as_written(frame: pd.DataFrame, partition_keys: list[str]) -> boo
 
 
 def release_unreachable_tables() -> None:
-    """Free what only reference cycles still hold, before a range of partitions is read.
+    """Free what only reference cycles still hold, and give freed memory back to the system,
+    before a range of partitions is read.
 
     Recording a materialization, Dagster's sqlite event storage inserts the asset key, catches the
     IntegrityError of a key it already has, and updates instead. The caught exception's traceback
@@ -157,10 +158,24 @@ def release_unreachable_tables() -> None:
     year-long table stayed in memory until Python's cycle collector happened to run. Measured on
     the year's backfill: 1 in 4 hash seeds peaked at 1,170 MB instead of 940 MB (the features step
     holding validated_data twice); a full collection costs tens of milliseconds, once per range read.
+
+    Freed memory then still counts against the process: glibc's heap keeps the pages between live
+    small allocations (the previous step's temporaries), Arrow's pool its segments. On the year's
+    backfill the features step started at ~560 MB resident, 352 MB after trimming both; the run's
+    peak went from 743-748 to 661 MB, in no more time.
     """
+    import ctypes
     import gc
 
+    import pyarrow as pa
+
     gc.collect()
+    pa.default_memory_pool().release_unused()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # no glibc (macOS, musl): its allocator is left as it is
+        return
+    libc.malloc_trim(0)
 
 
 class ParquetTables(dg.ConfigurableIOManager):
