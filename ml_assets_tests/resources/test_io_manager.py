@@ -228,6 +228,7 @@ TRIM = """
 import gc, numpy as np
 from ml_assets.resources.io_manager import release_unreachable_tables
 def resident_mb(): return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+release_unreachable_tables()  # its own imports (pyarrow) resident before the measure
 blocks = [np.ones(2_000) for _ in range(20_000)]  # 16 KB each: glibc's heap, not an mmap of their own
 survivors = blocks[::64]  # a previous step's leftovers, scattered through the heap
 del blocks
