@@ -172,10 +172,11 @@ def release_unreachable_tables() -> None:
     gc.collect()
     pa.default_memory_pool().release_unused()
     try:
-        libc = ctypes.CDLL("libc.so.6")
+        trim = getattr(ctypes.CDLL("libc.so.6"), "malloc_trim", None)
     except OSError:  # no glibc (macOS, musl): its allocator is left as it is
         return
-    libc.malloc_trim(0)
+    if trim is not None:  # a libc.so.6 shim without it (musl's gcompat)
+        trim(0)
 
 
 class ParquetTables(dg.ConfigurableIOManager):
