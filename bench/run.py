@@ -439,16 +439,8 @@ def _measure(scales: list[int], scratch: Path) -> dict:
     (root / "home").mkdir()
     (root / "floor" / "home").mkdir(parents=True)
     stock = {
-        "backfill": child(
-            "backfill", days=history, landing=str(year), root=str(root), home=str(root / "home")
-        ),
-        "floor": child(
-            "floor",
-            days=history,
-            landing=str(year),
-            root=str(root / "floor"),
-            home=str(root / "floor" / "home"),
-        ),
+        "backfill": child("backfill", days=history, **places(root, year)),
+        "floor": child("floor", days=history, **places(root / "floor", year)),
     }
     report["raw"]["stock_sqlite"] = stock
     figures["backfill_vs_bare_stock_sqlite"] = stock["backfill"]["seconds"] / bare["seconds"]
