@@ -7,7 +7,10 @@ import pandas as pd
 
 from ml_assets.domain.contract import LABEL, OUTCOME_COLUMNS, PARTITION_COLUMN
 from ml_assets.domain.tables import (
+    CATEGORICAL_FEATURES,
     CONGESTION_FEATURES,
+    FEATURE_TYPES,
+    KEY_COLUMNS,
     NUMERIC_FEATURES,
     TEXT,
     WEATHER_FEATURES,
@@ -302,18 +305,11 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
         feature[name][:] = congestion[name].to_numpy()
     del congestion
     out = pd.DataFrame(numbers.T, columns=list(NUMERIC_FEATURES), copy=False)
-    keys = {
-        PARTITION_COLUMN: flights[PARTITION_COLUMN].astype(TEXT).array,
-        "flight_date": flights["flight_date"].astype(TEXT).array,
-        "carrier": flights["carrier"].astype(TEXT).array,
-        "flight": flights["flight"].astype("int64").to_numpy(),
-        "origin": flights["origin"].astype(TEXT).array,
-        "sched_dep_time": flights["sched_dep_time"].astype("int64").to_numpy(),
-        "tailnum": tailnum.array,
-        "dest": flights["dest"].astype(TEXT).array,
-    }
-    for position, (name, values) in enumerate(keys.items()):
-        out.insert(position, name, values)
+    # Before the numbers: the partition, the flight's key and the categoricals, as the table declares.
+    leading = dict.fromkeys([PARTITION_COLUMN, *KEY_COLUMNS, *CATEGORICAL_FEATURES])
+    for position, name in enumerate(leading):
+        declared = FEATURE_TYPES[name]
+        out.insert(position, name, flights[name].astype(TEXT if declared == "string" else declared).array)
     out[LABEL] = flights[LABEL].astype("int8").to_numpy()
     return out
 
