@@ -4,6 +4,7 @@ import pytest
 
 from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.domain.quality import (
+    any_present,
     date_not_partition_day,
     duplicate_keys,
     feature_profile,
@@ -168,3 +169,12 @@ def test_dates_off_their_landing_day_match_comparing_formatted_dates(landed_mont
     no_days = valid.assign(**{PARTITION_COLUMN: pd.array([None] * len(valid), dtype="string")})
     assert date_not_partition_day(no_days) == len(valid)
     assert date_not_partition_day(valid.head(0)) == 0
+
+
+def test_any_present_is_a_row_with_any_value_in_the_columns():
+    frame = pd.DataFrame(
+        {"a": [1.0, np.nan, np.nan, np.nan], "b": [np.nan, 2.0, np.nan, np.nan], "c": [0.0, 0.0, 0.0, np.nan]}
+    )
+    assert any_present(frame, ("a", "b")).tolist() == [True, True, False, False]
+    assert any_present(frame, ("a", "b", "c")).tolist() == [True, True, True, False]
+    assert any_present(frame.head(0), ("a",)).tolist() == []
