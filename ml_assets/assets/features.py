@@ -18,8 +18,9 @@ from ml_assets.assets.metadata import (
     recorded_column_types,
 )
 from ml_assets.domain.contract import weather_file_for_day
-from ml_assets.domain.tables import FEATURE_COLUMNS, FEATURE_TYPES, WEATHER_FEATURES
+from ml_assets.domain.tables import FEATURE_COLUMNS, FEATURE_SOURCE_COLUMNS, FEATURE_TYPES, WEATHER_FEATURES
 from ml_assets.partitions import landing_days, single_run
+from ml_assets.resources.io_manager import COLUMNS
 from ml_assets.resources.landing import LandingZone
 
 if TYPE_CHECKING:
@@ -69,7 +70,9 @@ class FeaturesConfig(dg.Config):
 @dg.asset(
     partitions_def=landing_days,
     backfill_policy=single_run,
-    ins={"validated_data": dg.AssetIn(dagster_type=DataFrame)},
+    ins={
+        "validated_data": dg.AssetIn(dagster_type=DataFrame, metadata={COLUMNS: list(FEATURE_SOURCE_COLUMNS)})
+    },
     deps=[weather, planes],
     group_name="features",
     owners=OWNERS,
@@ -88,7 +91,7 @@ def features(
     landing: LandingZone,
 ):
     from ml_assets.domain.features import build_features, leaked_columns, read_reference_table
-    from ml_assets.domain.quality import population_stability, sample_positions, univariate_auc
+    from ml_assets.domain.quality import any_present, population_stability, sample_positions, univariate_auc
 
     days = list(context.partition_keys)
     weather_table, weather_missing, weather_read = weather_for_days(context, landing, days)
@@ -113,7 +116,7 @@ def features(
         univariate_auc(table, positions=scored),
         len(table) if scored is None else len(scored),
     )
-    with_weather = table[list(WEATHER_FEATURES)].notna().any(axis=1)
+    with_weather = any_present(table, WEATHER_FEATURES)
     yield checks.weather_joined(
         float(with_weather.mean()) if len(table) else 0.0, len(table), weather_missing, len(days)
     )

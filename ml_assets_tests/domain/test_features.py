@@ -16,7 +16,7 @@ from ml_assets.domain.features import (
     split_weather_by_day,
 )
 from ml_assets.domain.parsing import LandingFileError, parse_landing_file, rejection_rows
-from ml_assets.domain.tables import FEATURE_COLUMNS, WEATHER_FEATURES
+from ml_assets.domain.tables import FEATURE_COLUMNS, FEATURE_SOURCE_COLUMNS, WEATHER_FEATURES
 from ml_assets.domain.validation import validate_flights
 
 
@@ -235,3 +235,27 @@ def test_a_flights_own_outcome_never_moves_its_own_features(valid_day, reference
         pd.testing.assert_series_equal(
             before.loc[i, list(FEATURE_COLUMNS)], after.loc[i, list(FEATURE_COLUMNS)], check_names=False
         )
+
+
+def test_the_features_step_loads_exactly_the_columns_build_features_reads(valid_day, reference):
+    """The features asset's input names FEATURE_SOURCE_COLUMNS (the IO manager loads only those):
+    they give the same table, and each of them is needed."""
+    source = valid_day[list(FEATURE_SOURCE_COLUMNS)]
+    pd.testing.assert_frame_equal(build_features(source, *reference), build_features(valid_day, *reference))
+    for column in FEATURE_SOURCE_COLUMNS:
+        with pytest.raises(KeyError):
+            build_features(source.drop(columns=column), *reference)
+
+
+def test_a_flight_without_a_tail_number_joins_no_plane(valid_day, reference):
+    """A null tail number matches nothing, also a planes row whose own tail number is null."""
+    weather, planes = reference
+    orphan = pd.DataFrame({"tailnum": [None], "year": [1999.0], "seats": [999.0], "engines": [9.0]})
+    with_orphan = pd.concat([planes, orphan], ignore_index=True)
+    flights_ = valid_day.assign(tailnum=valid_day["tailnum"].where(valid_day.index % 2 == 0))
+    table = build_features(flights_, weather, with_orphan)
+    assert table["seats"][flights_["tailnum"].isna()].isna().all()
+    assert 999.0 not in set(table["seats"])
+    known = flights_["tailnum"].notna()
+    assert table["seats"][known].notna().mean() > 0.8
+    pd.testing.assert_frame_equal(table, build_features(flights_, weather, planes))

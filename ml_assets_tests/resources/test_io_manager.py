@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from ml_assets.domain.tables import TEXT
+from ml_assets.resources import io_manager
 from ml_assets.resources.files import write_bytes_atomic
 from ml_assets.resources.io_manager import (
     ALLOW_MISSING_PARTITIONS,
+    COLUMNS,
     ParquetIOManager,
     concat_parquet,
     reads_back_as_written,
@@ -190,8 +192,9 @@ def test_atomic_write_keeps_old_version_when_the_writer_dies(tmp_path, monkeypat
 PARTITIONS = dg.StaticPartitionsDefinition(["2013-01-01", "2013-01-02", "2013-01-03"])
 
 
-def _range_output_context(key, days):
+def _range_output_context(key, days, step_key=None):
     return dg.build_output_context(
+        step_key=step_key,
         asset_key=key,
         partition_key=None,
         asset_partitions_def=PARTITIONS,
@@ -199,11 +202,12 @@ def _range_output_context(key, days):
     )
 
 
-def _range_input_context(key, days):
+def _range_input_context(key, days, metadata=None):
     return dg.build_input_context(
         asset_key=key,
         asset_partitions_def=PARTITIONS,
         asset_partition_key_range=dg.PartitionKeyRange(days[0], days[-1]),
+        definition_metadata=metadata,
     )
 
 
@@ -215,38 +219,88 @@ def test_missing_partitions_fail_unless_the_input_allows_them(tmp_path):
     manager.handle_output(_range_output_context(key, days[2:]), frame(days[2:]))
     with pytest.raises(FileNotFoundError):
         manager.load_input(_range_input_context(key, days))
-    allowed = dg.build_input_context(
-        asset_key=key,
-        asset_partitions_def=PARTITIONS,
-        asset_partition_key_range=dg.PartitionKeyRange(days[0], days[-1]),
-        definition_metadata={ALLOW_MISSING_PARTITIONS: True},
-    )
+    allowed = _range_input_context(key, days, {ALLOW_MISSING_PARTITIONS: True})
     assert sorted(manager.load_input(allowed)["landing_day"].unique()) == [days[0], days[2]]
 
 
 TRIM = """
 import gc, numpy as np
-from ml_assets.resources.io_manager import release_unreachable_tables
+from ml_assets.resources.io_manager import give_back_freed_memory
 def resident_mb(): return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
-release_unreachable_tables()  # its own imports (pyarrow) resident before the measure
+give_back_freed_memory()  # its own imports (pyarrow) resident before the measure
 blocks = [np.ones(2_000) for _ in range(20_000)]  # 16 KB each: glibc's heap, not an mmap of their own
 survivors = blocks[::64]  # a previous step's leftovers, scattered through the heap
 del blocks
 gc.collect()
 before = resident_mb()
-release_unreachable_tables()
+give_back_freed_memory()
 print(before - resident_mb())
 """
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads resident memory from /proc")
-def test_a_range_read_first_gives_freed_heap_pages_back_to_the_system():
+def test_freed_heap_pages_are_given_back_to_the_system():
     """320 MB freed among small survivors stays resident until trimmed; the trim gives it back."""
     import subprocess
     import sys
 
     done = subprocess.run([sys.executable, "-c", TRIM], capture_output=True, text=True, check=True)
     assert float(done.stdout) > 250
+
+
+def test_a_range_is_read_and_written_after_freed_memory_is_given_back(tmp_path, monkeypatch):
+    """Before a range's output is encoded and before a range is read, what the step (or the
+    previous one) freed goes back to the system; a single partition pays for neither."""
+    calls = []
+    monkeypatch.setattr(io_manager, "give_back_freed_memory", lambda: calls.append("give back"))
+    split = io_manager.split_by_partition
+    monkeypatch.setattr(
+        io_manager, "split_by_partition", lambda *a, **k: calls.append("split") or split(*a, **k)
+    )
+    manager = ParquetIOManager(base_dir=str(tmp_path))
+    key = dg.AssetKey("table")
+    days = ["2013-01-01", "2013-01-02", "2013-01-03"]
+    manager.handle_output(_range_output_context(key, days), frame(days))
+    assert calls == ["give back", "split"]
+    manager.load_input(_range_input_context(key, days))
+    assert calls == ["give back", "split", "give back"]
+    calls.clear()
+    one_day = dg.build_output_context(asset_key=key, partition_key=days[0], asset_partitions_def=PARTITIONS)
+    manager.handle_output(one_day, frame(days[:1]))
+    assert calls == ["split"]
+
+
+def test_an_input_that_names_its_columns_loads_only_those(tmp_path):
+    """`columns` input metadata: read from storage, only those columns are decoded; handed over in
+    a run, the table's columns are selected without a copy, and the rest is freed with the table."""
+    import gc
+    import weakref
+
+    days = ["2013-01-01", "2013-01-02", "2013-01-03"]
+    manager = ParquetIOManager(base_dir=str(tmp_path))
+    key = dg.AssetKey("table")
+    wide = frame(days).assign(extra=np.arange(6, dtype="int8"), note=pd.array(list("abcdef"), dtype=TEXT))
+    manager.handle_output(_range_output_context(key, days), wide)
+    narrow = _range_input_context(key, days, {COLUMNS: ["value", "landing_day"]})
+    read = manager.load_input(narrow)
+    pd.testing.assert_frame_equal(read, wide[["value", "landing_day"]])
+    # Handed over: the same memory, and the columns not asked for go with the table.
+    manager.setup_for_execution(dg.build_init_resource_context())
+    manager.handle_output(_range_output_context(key, days, step_key="write"), wide)
+    extra = weakref.ref(wide["extra"].to_numpy().base)
+    handed = manager.load_input(narrow)
+    assert list(handed.columns) == ["value", "landing_day"]
+    assert np.shares_memory(handed["value"].to_numpy(), wide["value"].to_numpy())
+    del wide
+    gc.collect()
+    assert extra() is None
+    pd.testing.assert_frame_equal(handed, read)
+    missing = _range_input_context(key, days, {COLUMNS: ["value", "delay"]})
+    manager.handle_output(_range_output_context(key, days, step_key="write again"), frame(days))
+    with pytest.raises(KeyError, match="table: no column delay"):
+        manager.load_input(missing)  # handed over
+    with pytest.raises(KeyError, match="table: no column delay"):
+        manager.load_input(missing)  # read from storage
 
 
 def test_a_range_read_first_frees_tables_only_a_reference_cycle_holds(tmp_path):
