@@ -308,12 +308,15 @@ class ParquetTables(dg.ConfigurableIOManager):
             # In key order (for our days, by date): Dagster gives a range run's keys as a set, which
             # iterates in an order that follows the process's hash seed.
             keys = sorted(context.asset_partition_keys)
-            if len(keys) > 1:
-                release_unreachable_tables()
             columns = (context.definition_metadata or {}).get(COLUMNS)
             table = self._written_earlier_in_run(context, keys)
+            if table is not None and columns is not None:
+                table = select_columns(table, columns, key.to_user_string())
+            if len(keys) > 1:
+                # After the selection: the columns not selected are freed and given back with the rest.
+                release_unreachable_tables()
             if table is not None:
-                return table if columns is None else select_columns(table, columns, key.to_user_string())
+                return table
             names = [self._relative(key, k, ".parquet") for k in keys]
             if (context.definition_metadata or {}).get(ALLOW_MISSING_PARTITIONS):
                 # A day held back by a blocking check has no table: train on the days that passed.
