@@ -280,6 +280,7 @@ def test_an_input_that_names_its_columns_loads_only_those(tmp_path):
     manager = ParquetIOManager(base_dir=str(tmp_path))
     key = dg.AssetKey("table")
     wide = frame(days).assign(extra=np.arange(6, dtype="int8"), note=pd.array(list("abcdef"), dtype=TEXT))
+    wide_copy = wide.copy()
     manager.handle_output(_range_output_context(key, days), wide)
     narrow = _range_input_context(key, days, {COLUMNS: ["value", "landing_day"]})
     read = manager.load_input(narrow)
@@ -301,6 +302,12 @@ def test_an_input_that_names_its_columns_loads_only_those(tmp_path):
         manager.load_input(missing)  # handed over
     with pytest.raises(KeyError, match="table: no column delay"):
         manager.load_input(missing)  # read from storage
+    # An unpartitioned table the same.
+    manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey("whole")), wide_copy)
+    whole = dg.build_input_context(
+        asset_key=dg.AssetKey("whole"), definition_metadata={COLUMNS: ["note", "value"]}
+    )
+    pd.testing.assert_frame_equal(manager.load_input(whole), wide_copy[["note", "value"]])
 
 
 def test_a_range_read_first_frees_tables_only_a_reference_cycle_holds(tmp_path):
