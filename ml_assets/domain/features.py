@@ -7,12 +7,11 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ml_assets.domain.contract import LABEL, OUTCOME_COLUMNS, PARTITION_COLUMN
+from ml_assets.domain.contract import LABEL, OUTCOME_COLUMNS
 from ml_assets.domain.tables import (
-    CATEGORICAL_FEATURES,
     CONGESTION_FEATURES,
+    FEATURE_LEADING_COLUMNS,
     FEATURE_TYPES,
-    KEY_COLUMNS,
     NUMERIC_FEATURES,
     TEXT,
     WEATHER_FEATURES,
@@ -309,11 +308,14 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
     sched_arr = hhmm_to_minutes(flights["sched_arr_time"])
     # The lookups' keys stay Arrow-backed: no Python string per row (40 MB for the year, kept by the
     # allocator after the join).
-    flight_date = flights["flight_date"].astype(TEXT).array
     _lookup(
-        prepare_weather(weather, flight_date),
+        prepare_weather(weather, days),
         ["origin", "flight_date", "sched_hour"],
-        [flights["origin"].astype(TEXT).array, flight_date, (sched_dep // 60).astype("int64")],
+        [
+            flights["origin"].astype(TEXT).array,
+            flights["flight_date"].astype(TEXT).array,
+            (sched_dep // 60).astype("int64"),
+        ],
         {name: feature[name] for name in WEATHER_FEATURES},
     )
     # The plane's year of manufacture goes where its age will be, then becomes the age.
@@ -323,7 +325,6 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
         "engines": feature["engines"],
     }
     _lookup(prepare_planes(planes), ["tailnum"], [flights["tailnum"].astype(TEXT).array], plane_columns)
-    del flight_date
     feature["month"][:] = calendar.month.to_numpy(dtype="float64", na_value=np.nan)[day_of_row]
     feature["day_of_week"][:] = calendar.dayofweek.to_numpy(dtype="float64", na_value=np.nan)[day_of_row]
     feature["sched_dep_minute"][:] = sched_dep
@@ -335,9 +336,8 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.Data
     del year, day_of_row
     write_congestion_features(flights, feature)
     out = pd.DataFrame(numbers.T, columns=list(NUMERIC_FEATURES), copy=False)
-    # Before the numbers: the partition, the flight's key and the categoricals, as the table declares.
-    leading = dict.fromkeys([PARTITION_COLUMN, *KEY_COLUMNS, *CATEGORICAL_FEATURES])
-    for position, name in enumerate(leading):
+    # Before the numbers, typed as the table declares them.
+    for position, name in enumerate(FEATURE_LEADING_COLUMNS):
         declared = FEATURE_TYPES[name]
         out.insert(position, name, flights[name].astype(TEXT if declared == "string" else declared).array)
     out[LABEL] = flights[LABEL].astype("int8").to_numpy()

@@ -58,22 +58,19 @@ CONGESTION_FEATURES = (
 )
 NUMERIC_FEATURES = SCHEDULE_FEATURES + PLANE_FEATURES + WEATHER_FEATURES + CONGESTION_FEATURES
 FEATURE_COLUMNS = CATEGORICAL_FEATURES + NUMERIC_FEATURES
+# The feature table's first columns, carried over from the validated table as they are: the
+# partition, the flight's key and the categoricals.
+FEATURE_LEADING_COLUMNS = tuple(dict.fromkeys((PARTITION_COLUMN, *KEY_COLUMNS, *CATEGORICAL_FEATURES)))
 # The validated columns the features are built from: the features step loads only these (the rest
 # of a handed-over validated table is freed: ~50 MB of the year's 101 MB).
-FEATURE_SOURCE_COLUMNS = tuple(
-    dict.fromkeys(
-        (
-            PARTITION_COLUMN,
-            *KEY_COLUMNS,
-            *CATEGORICAL_FEATURES,
-            "sched_arr_time",
-            "distance",
-            "dep_delay",
-            "arr_delay",
-            "air_time",
-            LABEL,
-        )
-    )
+FEATURE_SOURCE_COLUMNS = (
+    *FEATURE_LEADING_COLUMNS,
+    "sched_arr_time",
+    "distance",
+    "dep_delay",
+    "arr_delay",
+    "air_time",
+    LABEL,
 )
 
 # Text columns are held as Arrow-backed strings, declared (and recorded) by pandas' name for the

@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from ml_assets.domain.contract import PARTITION_COLUMN
+from ml_assets.domain.tables import TEXT
 from ml_assets.pools import map_threads
 from ml_assets.resources.files import write_bytes_atomic
 
@@ -98,7 +99,7 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
     import pandas as pd
     import pyarrow as pa
 
-    text = pd.StringDtype("pyarrow")
+    text = pd.api.types.pandas_dtype(TEXT)
     return table.to_pandas(
         types_mapper=lambda arrow: text if arrow in (pa.string(), pa.large_string()) else None
     )
