@@ -514,7 +514,12 @@ def postgres_phases(root: Path, year: Path, history: list[str], new_day: list[st
     """The same backfill and new day on the production instance storage: PostgreSQL (Debian's,
     started here on loopback, fsync on; its instances and log under `root`, its cluster in a
     directory of its own, deleted when it stops) instead of the sqlite files `dagster dev` uses."""
-    from ml_assets_tests.integration.servers import image_env, postgres_binaries, postgres_server
+    from ml_assets_tests.integration.servers import (
+        image_env,
+        postgres_binaries,
+        postgres_server,
+        production_postgres_env,
+    )
 
     try:
         postgres_binaries()
@@ -522,25 +527,28 @@ def postgres_phases(root: Path, year: Path, history: list[str], new_day: list[st
         print(f"postgres phases skipped: {missing}", file=sys.stderr)
         return None
 
-    def instance(home: Path, server: dict, database: str) -> None:
+    def instance(home: Path) -> None:
+        """The production instance's storages (deploy/dagster.production.yaml; its S3 step logs and
+        run queue left out), its DAGSTER_PG_* settings from the phase's environment."""
+        import yaml
+
+        production = yaml.safe_load((REPO / "deploy" / "dagster.production.yaml").read_text())
+        storages = {key: production[key] for key in ("run_storage", "event_log_storage", "schedule_storage")}
         home.mkdir(parents=True)
-        (home / "dagster.yaml").write_text(
-            "storage:\n  postgres:\n    postgres_db:\n"
-            f"      hostname: {server['host']}\n      port: {server['port']}\n"
-            f"      username: {server['user']}\n      password: ''\n      db_name: {database}\n"
-            "      scheme: postgresql+psycopg2\n"
-        )
+        (home / "dagster.yaml").write_text(yaml.safe_dump(storages))
 
     with postgres_server(root / "postgres.log", ("dagster", "floor"), fsync=True) as server:
-        instance(root / "home", server, "dagster")
-        instance(root / "floor" / "home", server, "floor")
+        instance(root / "home")
+        instance(root / "floor" / "home")
         common = places(root, year)
         # The production image's process settings (event batches, malloc arenas), as deployed.
-        image = image_env()
+        image, floor_image = (
+            {**image_env(), **production_postgres_env(server, database)} for database in ("dagster", "floor")
+        )
         return {
             "backfill": child("backfill", env=image, days=history, **common),
             "new_day": child("backfill", env=image, days=new_day, **common),
-            "floor": floor_phases(root / "floor", year, history, new_day, env=image),
+            "floor": floor_phases(root / "floor", year, history, new_day, env=floor_image),
         }
 
 

@@ -46,7 +46,7 @@ def defs() -> dg.Definitions:
         sensors=[
             landing_sensor,
             weather_sensor,
-            automation_sensor(),
+            automation_sensor(settings),
             run_failure_records,
             retrain_on_degradation,
         ],

@@ -19,6 +19,7 @@ import sqlalchemy as db
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, BATCH_WRITABLE_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
@@ -47,6 +48,33 @@ def asset_entry_updates(stored: list[tuple[EventLogEntry, int]]) -> Iterator[tup
             yield events[-1]
         else:
             yield from events
+
+
+def batchable(events: Sequence[EventLogEntry]) -> bool:
+    """Whether a batch goes in at once: two or more of one run's batch-writable events (a run's plan,
+    one output's materializations); anything else takes the stock one-by-one path."""
+    return (
+        len(events) >= 2
+        and len({event.run_id for event in events}) == 1
+        and all(event.dagster_event_type in BATCH_WRITABLE_EVENTS for event in events)
+    )
+
+
+def index_asset_events(storage: SqlEventLogStorage, conn, stored: list[tuple[EventLogEntry, int]]) -> None:
+    """What store_event adds to the index for a batch's asset events, in the caller's transaction:
+    their tags, and the asset table's rows (only the updates that leave a different row)."""
+    assets = [(e, i) for e, i in stored if e.dagster_event_type in ASSET_EVENTS]
+    if assets:
+        storage._store_asset_event_tags(conn, [e for e, _ in assets], [i for _, i in assets])
+        for event, event_id in asset_entry_updates(assets):
+            storage._store_asset_event(conn, event, event_id)
+
+
+def store_check_events(storage: SqlEventLogStorage, stored: list[tuple[EventLogEntry, int]]) -> None:
+    """The check rows store_event writes for a batch's check events (a run's plan has one per check)."""
+    for event, event_id in stored:
+        if event.dagster_event_type in ASSET_CHECK_EVENTS:
+            storage.store_asset_check_event(event, event_id)
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
@@ -124,11 +152,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines.clear()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        if (
-            len(events) < 2
-            or len({event.run_id for event in events}) != 1
-            or any(event.dagster_event_type not in BATCH_WRITABLE_EVENTS for event in events)
-        ):
+        if not batchable(events):
             super().store_event_batch(events)  # one by one, as the stock storage does
             return
         # The rows store_event would insert, each file's in one executemany: an INSERT statement
@@ -143,11 +167,5 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             conn.execute(insert, rows)
             event_ids = self._ids_just_inserted(conn, events[0].run_id, len(rows))
             stored = list(zip(events, event_ids, strict=True))
-            assets = [(e, i) for e, i in stored if e.dagster_event_type in ASSET_EVENTS]
-            if assets:
-                self._store_asset_event_tags(conn, [e for e, _ in assets], [i for _, i in assets])
-                for event, event_id in asset_entry_updates(assets):
-                    self._store_asset_event(conn, event, event_id)
-        for event, event_id in stored:
-            if event.dagster_event_type in ASSET_CHECK_EVENTS:
-                self.store_asset_check_event(event, event_id)
+            index_asset_events(self, conn, stored)
+        store_check_events(self, stored)

@@ -141,7 +141,9 @@ def test_freshness_windows_come_from_the_environment_at_load(monkeypatch):
     monkeypatch.setenv("ML_ASSETS_MODEL_WARN_MINUTES", "1")
     monkeypatch.setenv("ML_ASSETS_MODEL_FAIL_MINUTES", "3")
     monkeypatch.setenv("ML_ASSETS_RETRAIN_CRON", "*/5 * * * *")
+    monkeypatch.setenv("ML_ASSETS_AUTOMATION_INTERVAL_SECONDS", "5")
     definitions = defs()
+    assert definitions.get_sensor_def("automation").minimum_interval_seconds == 5
     policy = definitions.resolve_asset_graph().get(dg.AssetKey("trained_model")).freshness_policy
     assert (
         policy.warn_window.to_timedelta().total_seconds(),

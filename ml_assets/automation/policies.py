@@ -20,6 +20,9 @@ class AutomationSettings:
     features_fail: timedelta = timedelta(hours=50)
     model_warn: timedelta = timedelta(days=7)
     model_fail: timedelta = timedelta(days=8)
+    # How often the automation sensor evaluates the conditions; each link of a chain of requests
+    # (new challenger, its explanation, each day's predictions, monitoring) waits for the next tick.
+    automation_interval_seconds: int = 30
 
     @classmethod
     def from_env(cls) -> "AutomationSettings":
@@ -36,6 +39,9 @@ class AutomationSettings:
             features_fail=minutes("ML_ASSETS_FEATURES_FAIL_MINUTES", defaults.features_fail),
             model_warn=minutes("ML_ASSETS_MODEL_WARN_MINUTES", defaults.model_warn),
             model_fail=minutes("ML_ASSETS_MODEL_FAIL_MINUTES", defaults.model_fail),
+            automation_interval_seconds=int(
+                os.environ.get("ML_ASSETS_AUTOMATION_INTERVAL_SECONDS", defaults.automation_interval_seconds)
+            ),
         )
 
 
@@ -144,13 +150,13 @@ def apply_automation(definitions: dg.Definitions, settings: AutomationSettings) 
     return definitions.map_asset_specs(func=attach)
 
 
-def automation_sensor() -> dg.AutomationConditionSensorDefinition:
+def automation_sensor(settings: AutomationSettings) -> dg.AutomationConditionSensorDefinition:
     # Dagster's default automation sensor starts STOPPED: this one runs on a fresh `dagster dev`.
     return dg.AutomationConditionSensorDefinition(
         "automation",
         target=dg.AssetSelection.all(),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=settings.automation_interval_seconds,
         description="Evaluates the assets' automation conditions (new data, staleness, new challenger).",
     )
 

@@ -97,6 +97,8 @@ PARTITION_STATS = """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $k
 ASSET_METADATA = """query($key: AssetKeyInput!, $limit: Int!) { assetOrError(assetKey: $key) { ... on Asset {
   assetMaterializations(limit: $limit) { runId metadataEntries { label ... on TextMetadataEntry { text } } }
 } } }"""
+SENSOR_TICKS = """query($selector: SensorSelector!, $limit: Int!) { sensorOrError(sensorSelector: $selector) {
+  ... on Sensor { sensorState { ticks(limit: $limit) { status timestamp } } } } }"""
 BACKFILL_DONE = {"COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 RUN_DONE = {"SUCCESS", "FAILURE", "CANCELED"}
 
@@ -116,18 +118,39 @@ class GraphQL:
 
     def runs(self) -> list[dict]:
         data = self(
-            "{ runsOrError { ... on Runs { results { runId jobName status assetSelection { path }"
+            "{ runsOrError { ... on Runs { results { runId jobName status endTime assetSelection { path }"
             " tags { key value } } } } }"
         )
         return data["runsOrError"]["results"]
 
+    def backfills(self) -> list[dict]:
+        data = self("{ partitionBackfillsOrError { ... on PartitionBackfills { results { id status } } } }")
+        return data["partitionBackfillsOrError"]["results"]
+
+    def sensor_ticks(self, sensor: str, limit: int = 5) -> list[dict]:
+        location = {"repositoryLocationName": "ml_assets", "repositoryName": "__repository__"}
+        data = self(SENSOR_TICKS, selector={**location, "sensorName": sensor}, limit=limit)
+        return data["sensorOrError"]["sensorState"]["ticks"]
+
     def settled_runs(self, timeout: float) -> list[dict]:
-        """Every run once none is queued or in progress (the automation sensor may still be
-        launching one after a backfill completes)."""
+        """Every run once none is queued or in progress, no backfill is still to launch one, and the
+        automation sensor has evaluated twice since the last run ended and requested nothing: its requests
+        chain (a new challenger, then its explanation and each day's predictions, then monitoring),
+        a tick every 30 s, and a partitioned asset's days go through a backfill launched later."""
 
         def settled() -> list[dict]:
+            if any(b["status"] not in BACKFILL_DONE for b in self.backfills()):
+                return []
             runs = self.runs()
-            return runs if all(r["status"] in RUN_DONE for r in runs) else []
+            if not all(r["status"] in RUN_DONE for r in runs):
+                return []
+            last_end = max((r["endTime"] or 0.0 for r in runs), default=0.0)
+            # Two ticks, not one: the first after a run can still see that run's assets in progress.
+            ticks = self.sensor_ticks("automation", limit=2)
+            quiet = len(ticks) == 2 and all(
+                t["timestamp"] > last_end and t["status"] == "SKIPPED" for t in ticks
+            )
+            return runs if quiet else []
 
         return self.wait(settled, timeout, "every run to finish")
 
@@ -210,6 +233,17 @@ def postgres_binaries() -> Path:
     if not found:
         raise RuntimeError("PostgreSQL is not installed: `make test` installs Debian's postgresql")
     return found[-1].parent
+
+
+def production_postgres_env(server: dict, database: str) -> dict[str, str]:
+    """The DAGSTER_PG_* settings deploy/dagster.production.yaml reads, for `database` on `server`."""
+    return {
+        "DAGSTER_PG_HOST": server["host"],
+        "DAGSTER_PG_PORT": str(server["port"]),
+        "DAGSTER_PG_USERNAME": server["user"],
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": database,
+    }
 
 
 @contextmanager

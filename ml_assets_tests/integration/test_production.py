@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ml_assets_tests.integration.servers import (
     image_env,
     postgres_server,
     process_group,
+    production_postgres_env,
     s3_client,
     wait_for_http,
 )
@@ -88,12 +90,10 @@ def deployment(tmp_path_factory, s3_endpoint):
             **S3_CREDENTIALS,
             **image_env(),
             "DAGSTER_HOME": str(home),
-            "DAGSTER_PG_HOST": pg["host"],
-            "DAGSTER_PG_PORT": str(pg["port"]),
-            "DAGSTER_PG_USERNAME": pg["user"],
-            "DAGSTER_PG_PASSWORD": "",
-            "DAGSTER_PG_DB": "dagster",
+            **production_postgres_env(pg, "dagster"),
             "ML_ASSETS_ENV": "production",
+            # The automation's chain of requests after "Materialize all" settles in 5 s ticks, not 30 s.
+            "ML_ASSETS_AUTOMATION_INTERVAL_SECONDS": "5",
             "ML_ASSETS_S3_ENDPOINT_URL": s3_endpoint,
             "ML_ASSETS_LANDING_BUCKET": BUCKET,
             "ML_ASSETS_COMPUTE_LOG_BUCKET": LOG_BUCKET,
@@ -153,8 +153,14 @@ def test_landing_to_champion_over_s3_postgres_and_three_processes(deployment):
         backfill = gql.backfill_all(EXECUTABLE_ASSETS, 300)
         assert backfill == {"status": "COMPLETED_SUCCESS", "numPartitions": DAYS}
         assert gql.latest_metadata("production_model")["champion_version"] == "1"
-        # Once all are done: seen once, a run still queued when the services stopped ran after the restart.
-        settled = gql.settled_runs(120)
+        # The automation sensor explains the new challenger, once.
+        explained = gql.wait(lambda: gql.metadata_by_run("feature_importance"), 120, "the explanation")
+        assert [m["model_version"] for m in explained.values()] == ["1"]
+        # Once the automation has nothing more to ask for (see settled_runs); the restart must find these.
+        settled = gql.settled_runs(300)
+        # Meanwhile it scored every day with the new champion and monitored the scores.
+        assert gql.partition_stats("predictions")["numMaterialized"] == DAYS
+        assert gql.metadata_by_run("model_monitoring")
         runs_before = {r["runId"]: r["status"] for r in settled}
         jobs_before = sorted(r["jobName"] for r in settled)
 
@@ -178,6 +184,24 @@ def test_landing_to_champion_over_s3_postgres_and_three_processes(deployment):
     with psycopg2.connect(dbname="dagster", **pg) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM runs")
         assert cursor.fetchone()[0] == len(runs_before)
+        # The backfill's run planned each asset's days (the batching event log wrote its plan at once).
+        cursor.execute(
+            "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION_PLANNED'"
+            " AND asset_key = '[\"features\"]' AND run_id = ANY(%s)",
+            ([r["runId"] for r in settled if r["jobName"] != "ingest"],),
+        )
+        assert cursor.fetchone()[0] == DAYS
+    # That event log is the instance's: the production yaml names ours, and the daemon loads it.
+    storage = "import dagster as dg; print(type(dg.DagsterInstance.get().event_log_storage))"
+    instance = subprocess.run(
+        [sys.executable, "-c", storage],
+        env=env,
+        cwd=deployment["root"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "ml_assets.event_log_postgres.BatchingPostgresEventLogStorage" in instance.stdout
 
     # Webserver and daemon restart: the runs, the partitions and the sensor's cursor survive,
     # and a day put after the cursor gets exactly one new ingest run.
