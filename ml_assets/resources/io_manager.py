@@ -127,12 +127,14 @@ def concat_parquet(files: list[bytes], threads: int = 1, columns: list[str] | No
     return to_pandas(pa.concat_tables(non_empty, promote_options="default"))
 
 
-def select_columns(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
+def select_columns(frame: pd.DataFrame, columns: list[str] | None, source: str) -> pd.DataFrame:
     """`frame`'s `columns`, in that order, sharing its memory: once `frame` itself is dropped, the
     columns not selected are freed (`frame[columns]` copied the selected ones instead). A column
-    `frame` lacks is an error naming `source`."""
+    `frame` lacks is an error naming `source`. No `columns` (the input names none): `frame` itself."""
     import pandas as pd
 
+    if columns is None:
+        return frame
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise KeyError(f"{source}: no column {', '.join(missing)} to load")
@@ -305,13 +307,14 @@ class ParquetTables(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> Any:
         key = context.asset_key
-        columns = (context.definition_metadata or {}).get(COLUMNS)
+        metadata = context.definition_metadata or {}
+        columns = metadata.get(COLUMNS)
         if context.has_asset_partitions:
             # In key order (for our days, by date): Dagster gives a range run's keys as a set, which
             # iterates in an order that follows the process's hash seed.
             keys = sorted(context.asset_partition_keys)
             table = self._written_earlier_in_run(context, keys)
-            if table is not None and columns is not None:
+            if table is not None:
                 table = select_columns(table, columns, key.to_user_string())
             if len(keys) > 1:
                 # After the selection: the columns not selected are freed and given back with the rest.
@@ -319,7 +322,7 @@ class ParquetTables(dg.ConfigurableIOManager):
             if table is not None:
                 return table
             names = [self._relative(key, k, ".parquet") for k in keys]
-            if (context.definition_metadata or {}).get(ALLOW_MISSING_PARTITIONS):
+            if metadata.get(ALLOW_MISSING_PARTITIONS):
                 # A day held back by a blocking check has no table: train on the days that passed.
                 present = list(map_threads(self.exists, names, self.threads))
                 missing = [k for k, here in zip(keys, present, strict=True) if not here]
@@ -331,7 +334,7 @@ class ParquetTables(dg.ConfigurableIOManager):
                 names = [name for name, here in zip(names, present, strict=True) if here]
             table = concat_parquet(list(map_threads(self.read, names, self.threads)), self.threads, columns)
             # Arrow's reader skips a column the files lack; the input must say so instead.
-            return table if columns is None else select_columns(table, columns, key.to_user_string())
+            return select_columns(table, columns, key.to_user_string())
         json_name = self._relative(key, None, ".json")
         if self.exists(json_name):
             return json.loads(self.read(json_name))
@@ -340,7 +343,7 @@ class ParquetTables(dg.ConfigurableIOManager):
 
         data = self.read(self._relative(key, None, ".parquet"))
         table = to_pandas(pq.ParquetFile(pa.BufferReader(data)).read(columns=columns))
-        return table if columns is None else select_columns(table, columns, key.to_user_string())
+        return select_columns(table, columns, key.to_user_string())
 
 
 class ParquetIOManager(ParquetTables):

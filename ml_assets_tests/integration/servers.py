@@ -136,7 +136,8 @@ class GraphQL:
         """Every run once none is queued or in progress, no backfill is still to launch one, and the
         automation sensor has evaluated twice since the last run ended and requested nothing: its requests
         chain (a new challenger, then its explanation and each day's predictions, then monitoring),
-        a tick every 30 s, and a partitioned asset's days go through a backfill launched later."""
+        one link a tick (ML_ASSETS_AUTOMATION_INTERVAL_SECONDS), and a partitioned asset's days go
+        through a backfill launched later."""
 
         def settled() -> list[dict]:
             if any(b["status"] not in BACKFILL_DONE for b in self.backfills()):

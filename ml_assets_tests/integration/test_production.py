@@ -191,7 +191,8 @@ def test_landing_to_champion_over_s3_postgres_and_three_processes(deployment):
             ([r["runId"] for r in settled if r["jobName"] != "ingest"],),
         )
         assert cursor.fetchone()[0] == DAYS
-    # That event log is the instance's: the production yaml names ours, and the daemon loads it.
+    # That event log is the instance's: the production yaml names ours, and a process with the
+    # deployment's environment (as webserver and daemon run) loads it.
     storage = "import dagster as dg; print(type(dg.DagsterInstance.get().event_log_storage))"
     instance = subprocess.run(
         [sys.executable, "-c", storage],
