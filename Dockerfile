@@ -5,7 +5,7 @@ FROM python:3.11-slim
 # DAGSTER_EVENT_BATCH_SIZE: Dagster hands the event log whole batches: a range run's per-partition
 # materializations (one INSERT per output on Postgres instead of one transaction each: a year's
 # backfill 51.7 s -> 41.3 s before the metadata change) and a run's planned partition events, which
-# the instance's event log (ml_assets/event_log_postgres.py) writes in one transaction (the year's
+# the instance's event log (ml_assets/postgres_storage.py) writes in one transaction (the year's
 # backfill on the bench 19.9 s -> 8.0 s); without the setting, every event goes in one by one.
 # MALLOC_ARENA_MAX: the IO manager's threads would each keep a glibc arena (20-55 MB at a year's peak).
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -191,9 +191,12 @@ def test_landing_to_champion_over_s3_postgres_and_three_processes(deployment):
             ([r["runId"] for r in settled if r["jobName"] != "ingest"],),
         )
         assert cursor.fetchone()[0] == DAYS
-    # That event log is the instance's: the production yaml names ours, and a process with the
-    # deployment's environment (as webserver and daemon run) loads it.
-    storage = "import dagster as dg; print(type(dg.DagsterInstance.get().event_log_storage))"
+    # That event log is the instance's: the production yaml names our storages, and a process with
+    # the deployment's environment (as webserver and daemon run) loads them.
+    storage = (
+        "import dagster as dg; i = dg.DagsterInstance.get()\n"
+        "for s in (i.run_storage, i.event_log_storage, i.schedule_storage): print(type(s))"
+    )
     instance = subprocess.run(
         [sys.executable, "-c", storage],
         env=env,
@@ -202,7 +205,14 @@ def test_landing_to_champion_over_s3_postgres_and_three_processes(deployment):
         text=True,
         check=True,
     )
-    assert "ml_assets.event_log_postgres.BatchingPostgresEventLogStorage" in instance.stdout
+    assert instance.stdout.split() == [
+        "<class",
+        "'ml_assets.postgres_storage.OneConnectionPostgresRunStorage'>",
+        "<class",
+        "'ml_assets.postgres_storage.BatchingPostgresEventLogStorage'>",
+        "<class",
+        "'ml_assets.postgres_storage.OneConnectionPostgresScheduleStorage'>",
+    ]
 
     # Webserver and daemon restart: the runs, the partitions and the sensor's cursor survive,
     # and a day put after the cursor gets exactly one new ingest run.
