@@ -8,7 +8,8 @@ one, so a one-day run on a local PostgreSQL took 1.7-1.8 s against 0.8 s with on
 as before when threads overlap), checks it before use (a connection the server dropped while idle is
 replaced, not an error), and is not inherited by a forked process: the fork's copy of the pool is
 discarded (not closed) in the child, which connects on its own (`raw_data` forks its parsing
-workers). psycopg2 closes a connection only in the process that opened it, so a child that exits
+workers, and only while no other thread runs, `pools.can_fork`, so no connection is in use at the
+fork). psycopg2 closes a connection only in the process that opened it, so a child that exits
 leaves the parent's session intact.
 
 With `DAGSTER_EVENT_BATCH_SIZE` set (the image sets it), Dagster hands its event storage whole

@@ -28,13 +28,13 @@ STORAGES = {
         "event_log_storage": ("dagster_postgres.event_log", "PostgresEventLogStorage"),
         "schedule_storage": ("dagster_postgres.schedule_storage", "PostgresScheduleStorage"),
     },
-    "batching": {
+    "ours": {
         "run_storage": ("ml_assets.postgres_storage", "OneConnectionPostgresRunStorage"),
         "event_log_storage": ("ml_assets.postgres_storage", "BatchingPostgresEventLogStorage"),
         "schedule_storage": ("ml_assets.postgres_storage", "OneConnectionPostgresScheduleStorage"),
     },
 }
-CONNECTION_TESTS = ("kept_stock", "kept_batching", "fork", "dropped")
+CONNECTION_TESTS = ("kept_stock", "kept_ours", "fork", "dropped")
 
 
 def postgres_instance(server: dict, database: str, name: str):
@@ -83,30 +83,33 @@ def test_the_plan_is_one_batch_and_skips_the_one_by_one_path(both_storages):
 
 @pytest.mark.parametrize("table", TABLES)
 def test_every_row_equals_the_stock_storages(both_storages, table):
-    assert_same_rows(both_storages["stock"], both_storages["batching"], table)
+    assert_same_rows(both_storages["stock"], both_storages["ours"], table)
 
 
 def test_the_plan_is_one_row_per_asset_and_day(both_storages):
     """The plan's rows: one per asset and day, none lost or doubled by the one-statement insert."""
-    events = both_storages["batching"]["index_events"]
+    events = both_storages["ours"]["index_events"]
     planned = [e for e in events if e[1] == "ASSET_MATERIALIZATION_PLANNED"]
     assert len(planned) == 20
     assert len({(e[2], e[3]) for e in planned}) == 20  # one per asset and day, none mixed up
 
 
-def test_a_failing_batch_leaves_no_rows(server):
-    """The events and their index rows go in one transaction: a failure part-way stores none."""
+def planned_event(run_id: str, day: str):
+    """A planned materialization of asset `a` for `day`, as a run's plan holds one per partition."""
     from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
 
-    def planned(day: str):
-        event = DagsterEvent.build_asset_materialization_planned_event(
-            "job", "step", AssetMaterializationPlannedData(dg.AssetKey("a"), partition=day)
-        )
-        return dg.EventLogEntry(
-            error_info=None, level=10, user_message="", run_id="r", timestamp=0.0, dagster_event=event
-        )
+    event = DagsterEvent.build_asset_materialization_planned_event(
+        "job", "step", AssetMaterializationPlannedData(dg.AssetKey("a"), partition=day)
+    )
+    return dg.EventLogEntry(
+        error_info=None, level=10, user_message="", run_id=run_id, timestamp=0.0, dagster_event=event
+    )
 
-    with postgres_instance(server, "fail", "batching") as instance:
+
+def test_a_failing_batch_leaves_no_rows(server):
+    """The events and their index rows go in one transaction: a failure part-way stores none."""
+    plan = [planned_event("r", "2013-01-01"), planned_event("r", "2013-01-02")]
+    with postgres_instance(server, "fail", "ours") as instance:
         storage = instance.event_log_storage
 
         def broken(conn, event, event_id):
@@ -115,9 +118,9 @@ def test_a_failing_batch_leaves_no_rows(server):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(storage, "_store_asset_event", broken)
             with pytest.raises(RuntimeError, match="asset table unavailable"):
-                storage.store_event_batch([planned("2013-01-01"), planned("2013-01-02")])
+                storage.store_event_batch(plan)
         assert storage.get_logs_for_run("r") == []
-        storage.store_event_batch([planned("2013-01-01"), planned("2013-01-02")])
+        storage.store_event_batch(plan)
         assert len(storage.get_logs_for_run("r")) == 2
 
 
@@ -155,21 +158,10 @@ def test_each_storage_keeps_one_connection_between_calls(server, name):
         after = [backend(storage) for storage in storages_of(instance)]
         assert instance.get_dynamic_partitions("days") == ["2013-01-01"]
         assert len(instance.schedule_storage.get_ticks("origin", None)) == 1
-    if name == "batching":
+    if name == "ours":
         assert after == before
     else:
         assert all(a != b for a, b in zip(after, before, strict=True))
-
-
-def planned_event(run_id: str, day: str):
-    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
-
-    event = DagsterEvent.build_asset_materialization_planned_event(
-        "job", "step", AssetMaterializationPlannedData(dg.AssetKey("a"), partition=day)
-    )
-    return dg.EventLogEntry(
-        error_info=None, level=10, user_message="", run_id=run_id, timestamp=0.0, dagster_event=event
-    )
 
 
 def _write_in_child(storage, sessions) -> None:
@@ -180,7 +172,7 @@ def _write_in_child(storage, sessions) -> None:
 
 
 def test_a_forked_child_connects_on_its_own_and_leaves_the_parents_session(server):
-    with postgres_instance(server, "fork", "batching") as instance:
+    with postgres_instance(server, "fork", "ours") as instance:
         storage = instance.event_log_storage
         storage.store_event(planned_event("parent", "2013-01-01"))
         parent = backend(storage)
@@ -200,7 +192,7 @@ def test_a_connection_the_server_dropped_is_replaced(server):
     restart, an idle timeout) costs a reconnect, not a failed write."""
     import psycopg2
 
-    with postgres_instance(server, "dropped", "batching") as instance:
+    with postgres_instance(server, "dropped", "ours") as instance:
         storage = instance.event_log_storage
         dropped = backend(storage)
         admin = psycopg2.connect(dbname="postgres", **server)
