@@ -3,7 +3,7 @@ keeping one connection open, and the event log writing a run's plan at once.
 
 Dagster's Postgres storages pool no connection (NullPool): every read or write opens one, and so
 forks a server backend. A run's step start and success, logs and check results are written one by
-one, so a one-day run on a local PostgreSQL took 1.7-1.8 s against 0.8 s with one connection kept
+one, so a one-day run on a local PostgreSQL took 1.7-1.8 s against 0.8-1.0 s with one connection kept
 (bench/run.py's Postgres phases). Each storage here keeps one idle connection (more open and close
 as before when threads overlap), checks it before use (a connection the server dropped while idle is
 replaced, not an error), and is not inherited by a forked process: the fork's copy of the pool is
