@@ -160,21 +160,29 @@ def test_the_asset_table_names_each_assets_last_materialization(both_storages):
         assert position == newest
 
 
+def planned_event(run_id: str, day: str):
+    """A planned materialization of asset `a` for `day`, as a run's plan holds one per partition."""
+    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
+
+    event = DagsterEvent.build_asset_materialization_planned_event(
+        "job", "step", AssetMaterializationPlannedData(dg.AssetKey("a"), partition=day)
+    )
+    return dg.EventLogEntry(
+        error_info=None, level=10, user_message="", run_id=run_id, timestamp=0.0, dagster_event=event
+    )
+
+
 def test_a_key_with_mixed_event_types_keeps_every_update():
-    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, StepMaterializationData
+    from dagster._core.events import DagsterEvent, StepMaterializationData
 
     def entry(kind: str):
-        key = dg.AssetKey("a")
         if kind == "planned":
-            event = DagsterEvent.build_asset_materialization_planned_event(
-                "job", "step", AssetMaterializationPlannedData(key, partition="2013-01-01")
-            )
-        else:
-            event = DagsterEvent(
-                event_type_value=dg.DagsterEventType.ASSET_MATERIALIZATION.value,
-                job_name="job",
-                event_specific_data=StepMaterializationData(dg.AssetMaterialization(key)),
-            )
+            return planned_event("r", "2013-01-01")
+        event = DagsterEvent(
+            event_type_value=dg.DagsterEventType.ASSET_MATERIALIZATION.value,
+            job_name="job",
+            event_specific_data=StepMaterializationData(dg.AssetMaterialization(dg.AssetKey("a"))),
+        )
         return dg.EventLogEntry(
             error_info=None, level=10, user_message="", run_id="r", timestamp=0.0, dagster_event=event
         )

@@ -16,6 +16,7 @@ from ml_assets_tests.test_event_log import (
     TABLES,
     assert_batched,
     assert_same_rows,
+    planned_event,
     record_calls,
     run_daily_range,
     stored_rows,
@@ -92,18 +93,6 @@ def test_the_plan_is_one_row_per_asset_and_day(both_storages):
     planned = [e for e in events if e[1] == "ASSET_MATERIALIZATION_PLANNED"]
     assert len(planned) == 20
     assert len({(e[2], e[3]) for e in planned}) == 20  # one per asset and day, none mixed up
-
-
-def planned_event(run_id: str, day: str):
-    """A planned materialization of asset `a` for `day`, as a run's plan holds one per partition."""
-    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
-
-    event = DagsterEvent.build_asset_materialization_planned_event(
-        "job", "step", AssetMaterializationPlannedData(dg.AssetKey("a"), partition=day)
-    )
-    return dg.EventLogEntry(
-        error_info=None, level=10, user_message="", run_id=run_id, timestamp=0.0, dagster_event=event
-    )
 
 
 def test_a_failing_batch_leaves_no_rows(server):
