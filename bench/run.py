@@ -527,15 +527,18 @@ def postgres_phases(root: Path, year: Path, history: list[str], new_day: list[st
         print(f"postgres phases skipped: {missing}", file=sys.stderr)
         return None
 
-    def instance(home: Path) -> None:
-        """The production instance's storages (deploy/dagster.production.yaml; its S3 step logs and
-        run queue left out), its DAGSTER_PG_* settings from the phase's environment."""
-        import yaml
+    import yaml
 
-        production = yaml.safe_load((REPO / "deploy" / "dagster.production.yaml").read_text())
-        storages = {key: production[key] for key in ("run_storage", "event_log_storage", "schedule_storage")}
+    # The production instance's storages (deploy/dagster.production.yaml; its S3 step logs and run
+    # queue left out), its DAGSTER_PG_* settings from each phase's environment.
+    production = yaml.safe_load((REPO / "deploy" / "dagster.production.yaml").read_text())
+    storages = yaml.safe_dump(
+        {key: production[key] for key in ("run_storage", "event_log_storage", "schedule_storage")}
+    )
+
+    def instance(home: Path) -> None:
         home.mkdir(parents=True)
-        (home / "dagster.yaml").write_text(yaml.safe_dump(storages))
+        (home / "dagster.yaml").write_text(storages)
 
     # As figure 1: the median of three backfills, each on a fresh instance (a database and home of
     # its own); the first's instance goes on to the new day.
