@@ -171,7 +171,8 @@ def _log_training_run(
     from ml_assets.domain.quality import feature_profile
     from ml_assets.domain.training import SKOPS_TRUSTED_TYPES, model_inputs, score, table_digest
 
-    landing_days = sorted({*split.train["landing_day"], *split.holdout["landing_day"]})
+    # The distinct days, not a Python string per row (0.18 s for a year).
+    landing_days = sorted({*split.train["landing_day"].unique(), *split.holdout["landing_day"].unique()})
     tags = {
         "dagster_asset": context.asset_key.to_user_string(),
         "dagster_code_version": context.assets_def.code_versions_by_key[context.asset_key] or "",

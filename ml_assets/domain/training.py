@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.domain.contract import LABEL
-from ml_assets.domain.tables import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
+from ml_assets.domain.tables import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 
 # MLflow saves sklearn models with skops, which refuses types it cannot vouch for; these are the
 # ones our own pipeline is made of (we build and load only models we trained).
@@ -72,14 +72,30 @@ def holdout_of(features: pd.DataFrame, trained_model: dict) -> pd.DataFrame:
     ]
 
 
+def _as_text(values: pd.Series) -> np.ndarray:
+    """A column as Python strings, as `astype(str)` gives them (a missing value of a string column is
+    "<NA>"). A string column's values already are strings: taken as they are, not formatted one by one
+    (0.06 s a column for a year's training days, against 0.015 s)."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return values.to_numpy(dtype=object, na_value="<NA>")
+    return values.astype(str).to_numpy()
+
+
 def model_inputs(features: pd.DataFrame) -> pd.DataFrame:
-    """The model's input columns with the dtypes its signature declares."""
-    frame = features[list(FEATURE_COLUMNS)].copy()
-    for column in CATEGORICAL_FEATURES:
-        frame[column] = frame[column].astype(str)
-    for column in NUMERIC_FEATURES:
-        frame[column] = frame[column].astype("float64")
-    return frame
+    """The model's input columns with the dtypes its signature declares.
+
+    Built as one new frame (the numbers in one block): a copy of the selected columns converted
+    in place took 0.2-0.5 s for a year's training days and left a block per column."""
+    categorical = set(CATEGORICAL_FEATURES)
+    return pd.DataFrame(
+        {
+            column: _as_text(features[column])
+            if column in categorical
+            else features[column].to_numpy(dtype="float64", na_value=np.nan)
+            for column in FEATURE_COLUMNS
+        },
+        index=features.index,
+    )
 
 
 def build_model(params: ModelParams):

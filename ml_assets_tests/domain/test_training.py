@@ -113,6 +113,33 @@ def test_permutation_importances_equal_shuffling_the_raw_columns_through_the_who
     assert expected["carrier"] > 0.05  # a categorical column, shuffled as codes and as strings alike
 
 
+def test_model_inputs_are_the_signature_columns_as_astype_made_them():
+    features = synthetic_features(days=2, per_day=3).assign(extra="ignored")
+    features.index = pd.RangeIndex(10, 16)
+    text = features.astype(dict.fromkeys(CATEGORICAL_FEATURES, "string[pyarrow]"))
+    text.loc[11, "carrier"] = None
+    text.loc[12, "temp"] = np.nan
+    as_objects = features.astype(dict.fromkeys(CATEGORICAL_FEATURES, object))
+    as_objects.loc[13, "origin"] = np.nan
+    as_integers = features.assign(temp=pd.array([1, None, 3, 4, 5, 6], dtype="Int64"))
+    for frame in (features, text, as_objects, as_integers):
+        inputs = model_inputs(frame)
+        assert list(inputs.columns) == list(FEATURE_COLUMNS)
+        assert list(inputs.index) == list(frame.index)
+        assert set(inputs[list(NUMERIC_FEATURES)].dtypes) == {np.dtype("float64")}
+        assert set(inputs[list(CATEGORICAL_FEATURES)].dtypes) == {np.dtype(object)}
+        # What the model was trained and served on before: astype(str), astype("float64").
+        for column in CATEGORICAL_FEATURES:
+            assert inputs[column].tolist() == frame[column].astype(str).tolist()
+        pd.testing.assert_series_equal(inputs["temp"], frame["temp"].astype("float64"))
+    assert model_inputs(text).loc[11, "carrier"] == "<NA>"
+    assert np.isnan(model_inputs(as_integers).loc[11, "temp"])
+    assert model_inputs(as_objects).loc[13, "origin"] == "nan"
+    inputs = model_inputs(text)
+    inputs.loc[10, "temp"] = 99.0
+    assert text.loc[10, "temp"] != 99.0  # a copy: the features are not written through the inputs
+
+
 def test_table_digest_sees_every_row_column_and_type():
     frame = model_inputs(synthetic_features(days=100, per_day=120))  # 12,000 rows
     digest = table_digest(frame)
