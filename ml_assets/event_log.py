@@ -10,6 +10,7 @@ stock storage's). `dagster.yaml` (the `make dev` instance) names it; production 
 """
 
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, BATCH_WRITABL
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 
@@ -77,7 +78,28 @@ def store_check_events(storage: SqlEventLogStorage, stored: list[tuple[EventLogE
             storage.store_asset_check_event(event, event_id)
 
 
-class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
+class SharedIndexTransaction:
+    """For an event log storage: `_index_transaction()`, one transaction on the index that every
+    index connection this thread asks for inside shares (the storage's `_connect` gives it out),
+    Dagster's own writes included, which open a connection and commit each: a run's planned checks'
+    rows and a check result's rows go in one commit instead of one each."""
+
+    def _shared_index_connection(self):
+        local = self.__dict__.get("_open_index")
+        return getattr(local, "conn", None)
+
+    @contextmanager
+    def _index_transaction(self):
+        local = self.__dict__.setdefault("_open_index", threading.local())
+        with self.index_transaction() as conn:  # ty: ignore[unresolved-attribute]
+            local.conn = conn
+            try:
+                yield conn
+            finally:
+                local.conn = None
+
+
+class BatchingSqliteEventLogStorage(SharedIndexTransaction, SqliteEventLogStorage):
     """SqliteEventLogStorage whose `store_event_batch` writes a batch in one transaction per file."""
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
@@ -100,6 +122,10 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str):
+        shared = self._shared_index_connection() if shard == INDEX_SHARD_NAME else None
+        if shared is not None:  # inside `_index_transaction`: its connection, committed with it
+            yield shared
+            return
         # As the stock storage (a connection and transaction per call, no pooled connections), but
         # each file's engine is made once: creating and disposing one took 0.7 of the 2.5 ms an
         # unbatched event costs.
@@ -120,6 +146,21 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def store_event(self, event: EventLogEntry) -> None:
+        if not (event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS):
+            super().store_event(event)
+            return
+        # As the stock storage stores a check's event (the run's file, then the index's copy and
+        # the check's row), but the index's two writes in one transaction: they were two commits,
+        # and with the run file's three, 8 ms of each check result (17 in every run).
+        insert = self.prepare_insert_event(event)
+        with self.run_connection(event.run_id) as conn:
+            conn.execute(insert)
+        # Nothing in the index's transaction opens a run's file: it holds the storage's lock.
+        with self._index_transaction() as conn:
+            event_id = conn.execute(insert).inserted_primary_key[0]
+            self.store_asset_check_event(event, event_id)
 
     @staticmethod
     def _ids_just_inserted(conn, run_id: str, count: int) -> list[int]:
@@ -163,9 +204,10 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         # As store_event: the run's own file first, then the cross-run index, then check rows.
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(insert, rows)
-        with self.index_transaction() as conn:
+        with self._index_transaction() as conn:
             conn.execute(insert, rows)
             event_ids = self._ids_just_inserted(conn, events[0].run_id, len(rows))
             stored = list(zip(events, event_ids, strict=True))
             index_asset_events(self, conn, stored)
-        store_check_events(self, stored)
+            # A run's planned checks: a row each, in this transaction (a commit each was 3.6 ms).
+            store_check_events(self, stored)

@@ -21,6 +21,7 @@ the stock storage (ml_assets_tests/integration/test_postgres_storage.py compares
 `deploy/dagster.production.yaml` names these; they need `dagster-postgres` (the `production` extra).
 """
 
+import contextlib
 import functools
 import os
 import weakref
@@ -29,6 +30,7 @@ from typing import Any
 
 import sqlalchemy
 import sqlalchemy.pool
+from dagster._core.events import ASSET_CHECK_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData
@@ -37,7 +39,7 @@ from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
-from ml_assets.event_log import batchable, index_asset_events, store_check_events
+from ml_assets.event_log import SharedIndexTransaction, batchable, index_asset_events, store_check_events
 
 # Engines whose pools a forked child must not use: the parent's connections are its sessions.
 _ENGINES: "weakref.WeakSet[sqlalchemy.Engine]" = weakref.WeakSet()
@@ -109,9 +111,23 @@ class OneConnectionPostgresScheduleStorage(_OneConnection, PostgresScheduleStora
     """PostgresScheduleStorage keeping one connection open."""
 
 
-class BatchingPostgresEventLogStorage(_OneConnection, PostgresEventLogStorage):
+class BatchingPostgresEventLogStorage(SharedIndexTransaction, _OneConnection, PostgresEventLogStorage):
     """PostgresEventLogStorage keeping one connection open, whose `store_event_batch` writes any
-    batch in one transaction."""
+    batch in one transaction, and a check result's rows in one."""
+
+    def _connect(self):
+        shared = self._shared_index_connection()
+        # Inside `_index_transaction`: its connection, committed with it.
+        return contextlib.nullcontext(shared) if shared is not None else super()._connect()
+
+    def store_event(self, event: EventLogEntry) -> None:
+        if not (event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS):
+            super().store_event(event)
+            return
+        # The stock storage's writes (the event, its NOTIFY, the check's row) in one transaction:
+        # on a connection in autocommit, each was a commit of its own.
+        with self._index_transaction():
+            super().store_event(event)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if not batchable(events):
@@ -126,8 +142,8 @@ class BatchingPostgresEventLogStorage(_OneConnection, PostgresEventLogStorage):
         # own batch path; the index rows in the same transaction, so a failure leaves none of them.
         # No NOTIFY: Dagster's event watcher polls (its batch path sends none either).
         insert = self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
-        with self.index_transaction() as conn:
+        with self._index_transaction() as conn:
             event_ids = [int(row[0]) for row in conn.execute(insert).fetchall()]
             stored = list(zip(events, event_ids, strict=True))
             index_asset_events(self, conn, stored)
-        store_check_events(self, stored)
+            store_check_events(self, stored)  # a run's planned checks: their rows in this transaction

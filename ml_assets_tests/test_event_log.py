@@ -61,7 +61,8 @@ def stored_rows(instance, run_id: str) -> dict:
         assets = rows(conn, "select asset_key, last_materialization, last_run_id from asset_keys")
         check_rows = rows(
             conn,
-            "select asset_key, check_name, partition, run_id, execution_status from asset_check_executions",
+            "select asset_key, check_name, partition, run_id, execution_status, "
+            "evaluation_event_storage_id from asset_check_executions",
         )
     with storage.run_connection(run_id) as conn:
         run_events = rows(
@@ -83,7 +84,8 @@ def stored_rows(instance, run_id: str) -> dict:
         "index_events": sorted((ids[i], *r) for i, *r in index_events),
         "tags": Counter((ids[e], a, k, named(v)) for e, a, k, v in tags),
         "assets": last,
-        "checks": Counter(tuple(named(v) for v in r) for r in check_rows),
+        # Each check row names the index event of its latest evaluation (or its plan).
+        "checks": Counter((*(named(v) for v in r[:-1]), ids.get(r[-1])) for r in check_rows),
         "run_events": run_events,
     }
 
@@ -170,6 +172,88 @@ def planned_event(run_id: str, day: str):
     return dg.EventLogEntry(
         error_info=None, level=10, user_message="", run_id=run_id, timestamp=0.0, dagster_event=event
     )
+
+
+def planned_check_event(run_id: str, name: str):
+    """A planned evaluation of check `name` on asset `a`, as a run's plan holds one per check."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
+    from dagster._core.events import DagsterEvent
+
+    event = DagsterEvent(
+        event_type_value=dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value,
+        job_name="job",
+        event_specific_data=AssetCheckEvaluationPlanned(asset_key=dg.AssetKey("a"), check_name=name),
+    )
+    return dg.EventLogEntry(
+        error_info=None, level=10, user_message="", run_id=run_id, timestamp=0.0, dagster_event=event
+    )
+
+
+def check_result_event(run_id: str, passed: bool):
+    """An evaluation of check `rows` on asset `a`, as a step yields one."""
+    from dagster._core.events import DagsterEvent
+
+    evaluation = dg.AssetCheckEvaluation(asset_key=dg.AssetKey("a"), check_name="rows", passed=passed)
+    event = DagsterEvent(
+        event_type_value=dg.DagsterEventType.ASSET_CHECK_EVALUATION.value,
+        job_name="job",
+        event_specific_data=evaluation,
+    )
+    return dg.EventLogEntry(
+        error_info=None, level=10, user_message="", run_id=run_id, timestamp=1.0, dagster_event=event
+    )
+
+
+def index_counts(storage: BatchingSqliteEventLogStorage) -> tuple[int, int]:
+    with storage.index_connection() as conn:
+        events = conn.execute(sa.text("select count(*) from event_logs")).scalar_one()
+        checks = conn.execute(sa.text("select count(*) from asset_check_executions")).scalar_one()
+    return events, checks
+
+
+def test_a_check_results_index_rows_go_in_one_commit(tmp_path, monkeypatch):
+    """A check result is stored as the stock storage stores it (the run's file; the index's copy of
+    the event; the check's row, naming that copy), but the index's two writes in one transaction:
+    one commit there, not two, and a failure writing the check's row leaves no copy either."""
+    storage = BatchingSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(check_result_event("r", passed=True))  # the first result makes the row
+    commits: list[str] = []
+    for shard, engine in storage._engines.items():
+        sa.event.listen(engine, "commit", lambda conn, shard=shard: commits.append(shard))
+    storage.store_event(check_result_event("r", passed=False))  # the next one updates it
+    assert commits == ["r", "index"]
+    history = storage.get_asset_check_execution_history(dg.AssetCheckKey(dg.AssetKey("a"), "rows"), limit=5)
+    assert [(h.run_id, h.status.value) for h in history] == [("r", "FAILED")]
+    with storage.index_connection() as conn:
+        named = conn.execute(sa.text("select evaluation_event_storage_id from asset_check_executions"))
+        newest = conn.execute(sa.text("select max(id) from event_logs")).scalar_one()
+        assert named.scalar_one() == newest  # the row names the index's copy of the latest result
+    assert index_counts(storage) == (2, 1)
+
+    def broken(self, event, event_id):
+        raise RuntimeError("the check's row could not be written")
+
+    monkeypatch.setattr(BatchingSqliteEventLogStorage, "store_asset_check_event", broken)
+    with pytest.raises(RuntimeError, match="could not be written"):
+        storage.store_event(check_result_event("r", passed=True))
+    assert index_counts(storage) == (2, 1)  # neither the copy nor the row
+    assert len(storage.get_logs_for_run("r")) == 3  # the run's own file keeps it, as before
+    storage.dispose()
+
+
+def test_a_plans_events_and_check_rows_are_one_commit_in_the_index(tmp_path):
+    """A run's plan (its assets' days and its checks) is one batch: the index's copies, the asset
+    rows and a check row per planned check go in one transaction (a commit per check before)."""
+    storage = BatchingSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(planned_event("r", "2013-01-01"))  # makes both files' engines
+    commits: list[str] = []
+    for shard, engine in storage._engines.items():
+        sa.event.listen(engine, "commit", lambda conn, shard=shard: commits.append(shard))
+    plan = [planned_event("r", "2013-01-02"), *(planned_check_event("r", f"check_{n}") for n in range(3))]
+    storage.store_event_batch(plan)
+    assert commits == ["r", "index"]
+    assert index_counts(storage) == (5, 3)
+    storage.dispose()
 
 
 def test_a_key_with_mixed_event_types_keeps_every_update():

@@ -16,6 +16,8 @@ from ml_assets_tests.test_event_log import (
     TABLES,
     assert_batched,
     assert_same_rows,
+    check_result_event,
+    planned_check_event,
     planned_event,
     record_calls,
     run_daily_range,
@@ -111,6 +113,35 @@ def test_a_failing_batch_leaves_no_rows(server):
         assert storage.get_logs_for_run("r") == []
         storage.store_event_batch(plan)
         assert len(storage.get_logs_for_run("r")) == 2
+
+
+def test_a_check_results_rows_and_a_plans_check_rows_each_go_in_one_transaction(server):
+    """A check result's event and its check row are one transaction (three autocommits before), as
+    are a plan's events and its checks' rows: a failure writing a check row stores neither."""
+    key = dg.AssetCheckKey(dg.AssetKey("a"), "rows")
+    plan = [planned_event("p", "2013-01-01"), planned_check_event("p", "rows")]
+    with postgres_instance(server, "fail", "ours") as instance:
+        storage = instance.event_log_storage
+
+        def broken(event, event_id):
+            raise RuntimeError("check table unavailable")
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(storage, "store_asset_check_event", broken)
+            with pytest.raises(RuntimeError, match="check table unavailable"):
+                storage.store_event(check_result_event("c", passed=True))
+            with pytest.raises(RuntimeError, match="check table unavailable"):
+                storage.store_event_batch(
+                    [planned_event("p", "2013-01-01"), planned_check_event("p", "rows")]
+                )
+        assert storage.get_logs_for_run("c") == []
+        assert storage.get_logs_for_run("p") == []
+        assert storage.get_asset_check_execution_history(key, limit=5) == []
+        storage.store_event_batch(plan)
+        storage.store_event(check_result_event("c", passed=False))
+        history = storage.get_asset_check_execution_history(key, limit=5)
+        assert [(h.run_id, h.status.value) for h in history] == [("c", "FAILED"), ("p", "PLANNED")]
+        assert len(storage.get_logs_for_run("c")) == 1
 
 
 def backend(storage) -> int:
