@@ -90,6 +90,10 @@ class SharedIndexTransaction:
 
     @contextmanager
     def _index_transaction(self):
+        shared = self._shared_index_connection()
+        if shared is not None:  # already inside one: the same transaction, left open for it
+            yield shared
+            return
         local = self.__dict__.setdefault("_open_index", threading.local())
         with self.index_transaction() as conn:  # ty: ignore[unresolved-attribute]
             local.conn = conn

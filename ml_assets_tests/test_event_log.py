@@ -256,6 +256,21 @@ def test_a_plans_events_and_check_rows_are_one_commit_in_the_index(tmp_path):
     storage.dispose()
 
 
+def test_an_index_transaction_inside_another_is_the_same_one(tmp_path):
+    """Nested, the inner scope hands out the outer's connection and leaves it open: the writes
+    after it still share it (on sqlite a second connection would wait on the storage's lock)."""
+    storage = BatchingSqliteEventLogStorage(str(tmp_path))
+    with storage._index_transaction() as outer:
+        with storage._index_transaction() as inner:
+            assert inner is outer
+        assert storage._shared_index_connection() is outer  # checked before a call that would wait
+        with storage.index_connection() as after:
+            assert after is outer
+    with storage.index_connection() as later:
+        assert later is not outer
+    storage.dispose()
+
+
 def test_a_key_with_mixed_event_types_keeps_every_update():
     from dagster._core.events import DagsterEvent, StepMaterializationData
 
