@@ -10,7 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from ml_assets.definitions import defs
-from ml_assets.event_log import BatchingSqliteEventLogStorage, asset_entry_updates, default_base_dir
+from ml_assets.event_log import (
+    KEPT_RUN_FILES,
+    BatchingSqliteEventLogStorage,
+    asset_entry_updates,
+    default_base_dir,
+)
 from ml_assets.partitions import landing_days
 from ml_assets_tests.conftest import make_resources, materialize_range
 
@@ -325,6 +330,84 @@ def test_each_file_gets_one_engine_for_the_storages_life(monkeypatch, tmp_path):
     assert Counter(made).most_common(1)[0][1] == 1
     storage.dispose()
     assert not storage._engines
+
+
+def log_entry(run_id: str, message: str):
+    return dg.EventLogEntry(
+        error_info=None, level=20, user_message=message, run_id=run_id, timestamp=1.0, dagster_event=None
+    )
+
+
+def count_connects(storage: BatchingSqliteEventLogStorage) -> Counter:
+    """New SQLite connections from here on, by file, for the files `storage` has engines for."""
+    opened: Counter = Counter()
+    for shard, engine in storage._engines.items():
+        sa.event.listen(engine, "connect", lambda *_, shard=shard: opened.update([shard]))
+    return opened
+
+
+def test_the_index_and_a_run_file_keep_their_connection_between_writes(tmp_path):
+    """The stock storage connects for every call, and closing the last connection to a WAL file
+    checkpoints it and deletes its log; ours connects to each file once."""
+    storage = BatchingSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(check_result_event("r", passed=True))  # the run's file and the index
+    opened = count_connects(storage)
+    for n in range(5):
+        storage.store_event(check_result_event("r", passed=bool(n % 2)))
+        storage.store_event(log_entry("r", f"m{n}"))
+    assert len(storage.get_logs_for_run("r")) == 11
+    assert opened == Counter()  # no new connection to either file
+    storage.dispose()
+
+
+def test_only_the_last_few_run_files_keep_a_connection(tmp_path):
+    storage = BatchingSqliteEventLogStorage(str(tmp_path))
+    runs = [f"run{n}" for n in range(KEPT_RUN_FILES + 3)]
+    for run in runs:
+        storage.store_event(log_entry(run, "hello"))
+    assert list(storage._engines) == ["index", *runs[-KEPT_RUN_FILES:]]  # the index stays
+    assert [len(storage.get_logs_for_run(run)) for run in runs] == [1] * len(runs)  # nothing lost
+    storage.dispose()
+
+
+def _write_in_child(storage: BatchingSqliteEventLogStorage) -> None:
+    if storage._engines:  # the parent's, inherited: set aside at the fork, or this child would use them
+        raise SystemExit(3)
+    storage.store_event(log_entry("child", "from the child"))
+    storage.store_event(check_result_event("parent", passed=True))  # the parent's run file and index
+
+
+def test_a_forked_child_leaves_the_parents_connections_alone(tmp_path):
+    """A forked child (raw_data's parsing workers) sets the inherited connections aside, never using
+    or closing them; writing, it connects on its own; the parent goes on with its own."""
+    import multiprocessing
+
+    storage = BatchingSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(log_entry("parent", "before"))
+    opened = count_connects(storage)
+    child = multiprocessing.get_context("fork").Process(target=_write_in_child, args=(storage,))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    storage.store_event(log_entry("parent", "after"))
+    assert [e.dagster_event_type for e in storage.get_logs_for_run("parent")][1:] == [
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+        None,
+    ]  # before, the child's check result, after
+    assert [e.user_message for e in storage.get_logs_for_run("child")] == ["from the child"]
+    assert opened["parent"] == 0  # the parent's kept connection, still working
+    storage.dispose()
+
+
+def test_wiping_closes_the_kept_connections_before_the_files_go(tmp_path):
+    storage = BatchingSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(log_entry("r", "before"))
+    storage.wipe()
+    assert storage.get_logs_for_run("r") == []
+    storage.store_event(log_entry("r", "after"))
+    assert [e.user_message for e in storage.get_logs_for_run("r")] == ["after"]
+    assert (tmp_path / "r.db").exists()
+    storage.dispose()
 
 
 def test_a_batchs_ids_are_checked_to_be_its_own_rows(tmp_path):
