@@ -360,6 +360,26 @@ def test_the_index_and_a_run_file_keep_their_connection_between_writes(tmp_path)
     storage.dispose()
 
 
+def test_a_kept_connection_serves_the_storages_other_threads(tmp_path):
+    """The webserver reads and writes from several threads: a connection opened in one is used in
+    another (SQLAlchemy opens file databases with check_same_thread off)."""
+    import threading
+
+    storage = BatchingSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(log_entry("r", "main"))
+    seen: list = []
+
+    def other() -> None:
+        storage.store_event(log_entry("r", "thread"))
+        seen.extend(e.user_message for e in storage.get_logs_for_run("r"))
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(timeout=30)
+    assert seen == ["main", "thread"]
+    storage.dispose()
+
+
 def test_only_the_last_few_run_files_keep_a_connection(tmp_path):
     storage = BatchingSqliteEventLogStorage(str(tmp_path))
     runs = [f"run{n}" for n in range(KEPT_RUN_FILES + 3)]
