@@ -12,13 +12,11 @@ It also keeps a connection open to the index and to the run files it wrote last 
 opens and closes one per call, and closing the last connection to a WAL database checkpoints it and
 deletes its log: a one-day run 0.99-1.26 s -> 0.76-0.84 s, the year's backfill 7.45-7.85 s ->
 6.74-7.11 s). Idle, a connection holds no lock other processes wait on. A forked child never uses
-or closes the ones it inherits (`_set_aside_in_forked_children`).
+or closes the ones it inherits (`pools.keep_from_forked_children`).
 """
 
-import functools
 import os
 import threading
-import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +30,8 @@ from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
+
+from ml_assets.pools import keep_from_forked_children
 
 
 def default_base_dir() -> str:
@@ -115,24 +115,6 @@ class SharedIndexTransaction:
 # a webserver or daemon reads and writes many, one open file each if unbounded.
 KEPT_RUN_FILES = 4
 
-# Storages whose kept connections a forked child must not use or close; and what children set aside.
-_STORAGES: "weakref.WeakSet[BatchingSqliteEventLogStorage]" = weakref.WeakSet()
-_SET_ASIDE: list = []
-
-
-def _set_aside_inherited_connections() -> None:
-    for storage in list(_STORAGES):
-        # Kept referenced, never closed: closing a copy of the parent's SQLite connection in the child
-        # is using it there (SQLite forbids it), and the multiprocessing children that `raw_data`
-        # forks leave with os._exit. The child opens connections of its own if it writes.
-        _SET_ASIDE.append(storage._engines)
-        storage._engines = OrderedDict()
-
-
-@functools.cache
-def _set_aside_in_forked_children() -> None:
-    os.register_at_fork(after_in_child=_set_aside_inherited_connections)
-
 
 class BatchingSqliteEventLogStorage(SharedIndexTransaction, SqliteEventLogStorage):
     """SqliteEventLogStorage whose `store_event_batch` writes a batch in one transaction per file,
@@ -140,8 +122,6 @@ class BatchingSqliteEventLogStorage(SharedIndexTransaction, SqliteEventLogStorag
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, object] = OrderedDict()
-        _STORAGES.add(self)
-        _set_aside_in_forked_children()
         super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
 
     @classmethod
@@ -180,6 +160,7 @@ class BatchingSqliteEventLogStorage(SharedIndexTransaction, SqliteEventLogStorag
                     max_overflow=-1,
                     connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
                 )
+                keep_from_forked_children(engine)
                 self._engines[shard] = engine
                 self._close_least_recent_run_files()
             self._engines.move_to_end(shard)

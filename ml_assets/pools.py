@@ -3,9 +3,12 @@ file writes, S3 requests), forked processes where it does not (parsing CSV into 
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,6 +68,34 @@ def can_fork() -> bool:
     thread beside the step, which then computes in its own process. Native pools
     (Arrow's, OpenMP's) wait idle between calls; a worker that only parses with pandas uses neither."""
     return fork_refusal() is None
+
+
+# Engines whose pooled connections a forked child must neither use nor close, and (in a child) the
+# inherited pools set aside.
+_KEPT_FROM_CHILDREN: weakref.WeakSet = weakref.WeakSet()
+_SET_ASIDE_IN_CHILD: list = []
+
+
+def keep_from_forked_children(engine) -> None:
+    """Keep a SQLAlchemy engine's pooled connections out of forked children: in a child its pool is
+    replaced by an empty one (SQLAlchemy's recipe, `dispose(close=False)`) and the inherited pool
+    kept referenced, so its connections are never used or closed there: they are the parent's
+    sessions (Postgres), and SQLite forbids touching a parent's connection in a child, closing
+    included (the multiprocessing children `raw_data` forks leave with os._exit). A child that
+    writes connects on its own."""
+    _KEPT_FROM_CHILDREN.add(engine)
+    _set_aside_in_forked_children()
+
+
+def _set_aside_inherited_pools() -> None:
+    for engine in list(_KEPT_FROM_CHILDREN):
+        _SET_ASIDE_IN_CHILD.append(engine.pool)
+        engine.dispose(close=False)
+
+
+@functools.cache
+def _set_aside_in_forked_children() -> None:
+    os.register_at_fork(after_in_child=_set_aside_inherited_pools)  # once a process
 
 
 def worker_processes(wanted: int, items: int, batch_size: int) -> int:

@@ -22,9 +22,6 @@ the stock storage (ml_assets_tests/integration/test_postgres_storage.py compares
 """
 
 import contextlib
-import functools
-import os
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,21 +37,7 @@ from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
 from ml_assets.event_log import SharedIndexTransaction, batchable, index_asset_events, store_check_events
-
-# Engines whose pools a forked child must not use: the parent's connections are its sessions.
-_ENGINES: "weakref.WeakSet[sqlalchemy.Engine]" = weakref.WeakSet()
-
-
-def _discard_inherited_pools() -> None:
-    for engine in list(_ENGINES):
-        engine.dispose(close=False)
-
-
-@functools.cache
-def _discard_pools_in_forked_children() -> None:
-    # SQLAlchemy's recipe for pools across fork: the child replaces, never closes, the pool. Once a
-    # process (a second registration would only discard twice).
-    os.register_at_fork(after_in_child=_discard_inherited_pools)
+from ml_assets.pools import keep_from_forked_children
 
 
 def one_connection_engine(postgres_url: str, token_provider=None) -> sqlalchemy.Engine:
@@ -72,8 +55,7 @@ def one_connection_engine(postgres_url: str, token_provider=None) -> sqlalchemy.
         max_overflow=-1,
         pool_pre_ping=True,
     )
-    _ENGINES.add(engine)
-    _discard_pools_in_forked_children()
+    keep_from_forked_children(engine)
     return engine
 
 

@@ -391,8 +391,8 @@ def test_only_the_last_few_run_files_keep_a_connection(tmp_path):
 
 
 def _write_in_child(storage: BatchingSqliteEventLogStorage) -> None:
-    if storage._engines:  # the parent's, inherited: set aside at the fork, or this child would use them
-        raise SystemExit(3)
+    if any(engine.pool.checkedin() for engine in storage._engines.values()):
+        raise SystemExit(3)  # the parent's connections, inherited: set aside at the fork, or used here
     storage.store_event(log_entry("child", "from the child"))
     storage.store_event(check_result_event("parent", passed=True))  # the parent's run file and index
 
