@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import numpy as np
@@ -22,6 +23,9 @@ TAXI_IN_MINUTES = 10
 
 _TIME_OFFSET = 2_000  # keeps shifted minutes positive inside one group's composite key
 _GROUP_STRIDE = 10_000
+# Flight dates whose congestion features are computed together (about 60,000 flights): their sorts
+# and searches stay within the CPU's caches (see `write_congestion_features`).
+CONGESTION_CHUNK_DAYS = 64
 
 
 def hhmm_to_minutes(values: pd.Series) -> np.ndarray:
@@ -71,12 +75,33 @@ def _mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def write_congestion_features(flights: pd.DataFrame, into: Mapping[str, np.ndarray]) -> None:
+def write_congestion_features(
+    flights: pd.DataFrame, into: Mapping[str, np.ndarray], chunk_days: int = CONGESTION_CHUNK_DAYS
+) -> None:
     """Same-day congestion at the origin from flights that departed before each flight's cutoff,
     each of `CONGESTION_FEATURES` written into `into[name]` (float64, one value per flight).
 
-    Written column by column as each is computed, so only a few columns' temporaries are alive at
-    once: collected first and stacked into a frame, they had been 126 MB at the year's peak."""
+    Every feature counts flights of the same flight date, so days apart give the values all days
+    together give: rows that come day by day (as the tables hold them) are computed `chunk_days`
+    dates at a time. Over all rows at once, the sorts and binary searches outgrew the CPU's caches
+    and the cost per flight grew with the range: 2.85 / 3.28 / 4.79 us a flight for 1 / 4 / 16
+    years (25.8 s for 16), by 64 days 2.52 / 2.80 / 2.73 us (14.7 s). Rows in any other order are
+    computed together."""
+    dates, _ = pd.factorize(flights["flight_date"], use_na_sentinel=False)
+    if len(dates) == 0 or (np.diff(dates) < 0).any():  # a date's rows apart: not cut into chunks
+        _write_congestion_features(flights, into)
+        return
+    starts = np.searchsorted(dates, np.arange(0, dates[-1] + 1, max(chunk_days, 1)))
+    for start, stop in itertools.pairwise([*starts.tolist(), len(dates)]):
+        _write_congestion_features(
+            flights.iloc[start:stop], {name: column[start:stop] for name, column in into.items()}
+        )
+
+
+def _write_congestion_features(flights: pd.DataFrame, into: Mapping[str, np.ndarray]) -> None:
+    """`write_congestion_features` over `flights` at once. Written column by column as each is
+    computed, so only a few columns' temporaries are alive at once: collected first and stacked into
+    a frame, they had been 126 MB at the year's peak."""
     sched = hhmm_to_minutes(flights["sched_dep_time"])
     delay = flights["dep_delay"].astype("float64").to_numpy()
     departed = ~np.isnan(delay)

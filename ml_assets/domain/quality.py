@@ -25,9 +25,12 @@ def row_count_anomalies(
     """
     known = {**history, **counts}
     days = sorted(known)
+    # A day's earlier days are the ones before its place in `days`: finding them by comparing every
+    # day made a range run's check grow with the square of its days (1.5 s for 16 years' 5,840 days).
+    place = {day: i for i, day in enumerate(days)}
     anomalies = []
     for day in sorted(counts):
-        earlier = [known[d] for d in days if d < day][-window:]
+        earlier = [known[d] for d in days[max(place[day] - window, 0) : place[day]]]
         if len(earlier) < 3:
             continue
         median = float(np.median(earlier))

@@ -14,9 +14,15 @@ from ml_assets.domain.features import (
     read_reference_table,
     read_weather_files,
     split_weather_by_day,
+    write_congestion_features,
 )
 from ml_assets.domain.parsing import LandingFileError, parse_landing_file, rejection_rows
-from ml_assets.domain.tables import FEATURE_COLUMNS, FEATURE_SOURCE_COLUMNS, WEATHER_FEATURES
+from ml_assets.domain.tables import (
+    CONGESTION_FEATURES,
+    FEATURE_COLUMNS,
+    FEATURE_SOURCE_COLUMNS,
+    WEATHER_FEATURES,
+)
 from ml_assets.domain.validation import validate_flights
 
 
@@ -212,6 +218,44 @@ def test_other_airports_and_days_do_not_mix():
     frame.loc[0, "origin"] = "JFK"
     frame.loc[0, "flight_date"] = "2013-01-14"
     assert congestion_features(frame).iloc[1]["origin_departed"] == 0
+
+
+def several_days(n_days: int = 7, per_day: int = 60, seed: int = 3) -> pd.DataFrame:
+    """Flights over `n_days` dates, day by day, with delays, cancellations, two origins and carriers."""
+    rng = np.random.default_rng(seed)
+    n = n_days * per_day
+    return flights(
+        flight_date=np.repeat(pd.date_range("2013-01-01", periods=n_days).strftime("%Y-%m-%d"), per_day),
+        origin=rng.choice(["JFK", "EWR"], n),
+        carrier=rng.choice(["AA", "UA"], n),
+        dest=rng.choice(["MIA", "BOS"], n),
+        tailnum=rng.choice(["N1", "N2", "N3", None], n),
+        sched_dep_time=rng.integers(5, 23, n) * 100 + rng.integers(0, 60, n),
+        dep_delay=np.where(rng.random(n) < 0.05, np.nan, rng.normal(10, 30, n).round()),
+        arr_delay=rng.normal(5, 30, n).round(),
+        air_time=rng.integers(40, 200, n).astype("float64"),
+    )
+
+
+UNWRITTEN = -123456.5  # no feature's value
+
+
+@pytest.mark.parametrize("chunk_days", [1, 3, 6])
+def test_congestion_over_chunks_of_days_equals_all_days_at_once(chunk_days):
+    frame = several_days()
+
+    def computed(frame: pd.DataFrame, chunk_days: int) -> np.ndarray:
+        block = np.full((len(CONGESTION_FEATURES), len(frame)), UNWRITTEN)
+        write_congestion_features(frame, dict(zip(CONGESTION_FEATURES, block, strict=True)), chunk_days)
+        return block
+
+    whole = computed(frame, 1000)
+    assert np.array_equal(computed(frame, chunk_days), whole, equal_nan=True)
+    assert not (whole == UNWRITTEN).any()  # every value written
+    assert np.nanmax(whole[CONGESTION_FEATURES.index("origin_departed")]) > 10
+    # Rows not day by day (a date's rows apart) are computed together, not cut into chunks.
+    shuffled = frame.iloc[np.random.default_rng(5).permutation(len(frame))].reset_index(drop=True)
+    assert np.array_equal(computed(shuffled, chunk_days), computed(shuffled, 1000), equal_nan=True)
 
 
 def test_features_have_no_outcome_columns(valid_day, reference):

@@ -34,6 +34,34 @@ def test_row_count_band_needs_three_earlier_days():
     assert [a["day"] for a in row_count_anomalies(run, {})] == ["2013-01-04"]
 
 
+@pytest.mark.parametrize("history_days", [0, 150])
+def test_row_count_band_is_the_median_of_the_window_latest_earlier_days(history_days):
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2013-01-01", periods=400).strftime("%Y-%m-%d")
+    # Gaps (days never landed) and varied counts, so that which days form the window matters.
+    known = {day: int(n) for day, n in zip(days, rng.integers(100, 1000, len(days)), strict=True)}
+    known = {day: n for day, n in known.items() if rng.random() > 0.2}
+    history = dict(list(known.items())[:history_days])
+    counts = dict(list(known.items())[history_days:])
+    expected = []
+    for day, rows in counts.items():
+        earlier = [n for d, n in known.items() if d < day][-10:]
+        if len(earlier) >= 3 and not 0.7 <= rows / float(np.median(earlier)) <= 1.3:
+            expected.append(day)
+    anomalies = row_count_anomalies(counts, history, window=10, tolerance=0.3)
+    assert [a["day"] for a in anomalies] == expected
+    assert 20 < len(expected) < len(counts) - 20
+
+
+def test_row_count_band_forgets_days_older_than_its_window():
+    history = {f"2013-01-{d:02d}": 100 for d in range(1, 15)}
+    history |= {f"2013-01-{d:02d}": 900 for d in range(15, 29)}
+    assert row_count_anomalies({"2013-01-29": 900}, history) == []
+    assert [a["day"] for a in row_count_anomalies({"2013-01-29": 100}, history)] == ["2013-01-29"]
+    # Over all 28 days the median is 500: both are outside 250..750.
+    assert [a["day"] for a in row_count_anomalies({"2013-01-29": 900}, history, window=28)] == ["2013-01-29"]
+
+
 def frame_with(rng, n=4000, shift=0.0) -> pd.DataFrame:
     frame = pd.DataFrame({c: rng.normal(size=n) for c in NUMERIC_FEATURES})
     frame["origin_mean_dep_delay"] += shift
