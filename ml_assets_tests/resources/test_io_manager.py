@@ -368,6 +368,8 @@ def test_only_a_table_that_reads_back_equal_may_be_handed_over():
     assert not reads_back_as_written(table, list(reversed(days)))
     assert not reads_back_as_written(table, days[:2])  # rows of a day the keys do not name
     assert not reads_back_as_written(table.drop(columns="landing_day"), days)
+    missing_day = table.assign(landing_day=table["landing_day"].where(table.index != 5))
+    assert not reads_back_as_written(missing_day, days)
 
 
 RETURNED: dict[str, pd.DataFrame] = {}
