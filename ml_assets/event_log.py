@@ -175,11 +175,14 @@ class BatchingSqliteEventLogStorage(SharedIndexTransaction, SqliteEventLogStorag
         for shard in runs[: max(len(runs) - KEPT_RUN_FILES, 0)]:
             self._engines.pop(shard).dispose()  # its kept connection closed; the file stays
 
+    def _close_kept_connections(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+
     def wipe(self) -> None:
         with self._db_lock:  # the files go: no connection of ours stays open on a deleted one
-            for engine in self._engines.values():
-                engine.dispose()
-            self._engines.clear()
+            self._close_kept_connections()
         super().wipe()
 
     def store_event(self, event: EventLogEntry) -> None:
@@ -223,9 +226,7 @@ class BatchingSqliteEventLogStorage(SharedIndexTransaction, SqliteEventLogStorag
 
     def dispose(self) -> None:
         super().dispose()
-        for engine in self._engines.values():
-            engine.dispose()
-        self._engines.clear()
+        self._close_kept_connections()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if not batchable(events):
