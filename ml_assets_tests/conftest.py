@@ -11,6 +11,7 @@ import pytest
 
 from ml_assets.demo import load_demo_flights, seed
 from ml_assets.domain.contract import FLIGHT_COLUMNS
+from ml_assets.resources.compute import Compute
 from ml_assets.resources.io_manager import ParquetIOManager
 from ml_assets.resources.landing import LocalLandingZone
 from ml_assets.resources.mlflow import MlflowTracking
@@ -52,6 +53,7 @@ def make_resources(root: Path, landing_dir: Path, tracking_uri: str | None = Non
     return {
         "landing": LocalLandingZone(landing_dir=str(landing_dir)),
         "io_manager": ParquetIOManager(base_dir=str(root / "warehouse")),
+        "compute": Compute(threads=2),
         "mlflow": MlflowTracking(
             tracking_uri=tracking_uri or f"sqlite:///{mlflow_dir / 'mlflow.db'}",
             artifact_location=str(mlflow_dir / "artifacts"),

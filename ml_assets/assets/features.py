@@ -20,6 +20,7 @@ from ml_assets.assets.metadata import (
 from ml_assets.domain.contract import weather_file_for_day
 from ml_assets.domain.tables import FEATURE_COLUMNS, FEATURE_SOURCE_COLUMNS, FEATURE_TYPES, WEATHER_FEATURES
 from ml_assets.partitions import landing_days, single_run
+from ml_assets.resources.compute import Compute
 from ml_assets.resources.io_manager import COLUMNS
 from ml_assets.resources.landing import LandingZone
 
@@ -89,6 +90,7 @@ def features(
     config: FeaturesConfig,
     validated_data,
     landing: LandingZone,
+    compute: Compute,
 ):
     from ml_assets.domain.features import build_features, leaked_columns, read_reference_table
     from ml_assets.domain.quality import any_present, population_stability, sample_positions, univariate_auc
@@ -98,13 +100,14 @@ def features(
     planes_table = read_reference_table(
         "planes", landing.read_reference("planes.csv"), landing.location("planes.csv")
     )
-    table = build_features(validated_data, weather_table, planes_table)
+    table = build_features(validated_data, weather_table, planes_table, threads=compute.threads)
     previous_columns = recorded_column_types(context, "features")
     yield dg.Output(
         table,
         metadata={
             **describe_partitions(context, table, per_day=weather_read),
             "feature_count": len(FEATURE_COLUMNS),
+            "compute_threads": compute.threads,
             "label_rate": float(table["label"].mean()) if len(table) else 0.0,
             "first_flight_date": str(table["flight_date"].min()) if len(table) else "",
             "last_flight_date": str(table["flight_date"].max()) if len(table) else "",

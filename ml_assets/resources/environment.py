@@ -14,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 
+from ml_assets.resources.compute import Compute
 from ml_assets.resources.io_manager import ParquetIOManager
 from ml_assets.resources.landing import LocalLandingZone
 from ml_assets.resources.mlflow import MlflowTracking
@@ -25,6 +26,7 @@ EXECUTOR_VAR = "ML_ASSETS_EXECUTOR"
 EXECUTORS = ("in_process", "multiprocess", "k8s")
 IO_THREADS_VAR = "ML_ASSETS_IO_THREADS"
 PARSE_PROCESSES_VAR = "ML_ASSETS_PARSE_PROCESSES"
+COMPUTE_THREADS_VAR = "ML_ASSETS_COMPUTE_THREADS"
 # Named by EnvVar only when set: otherwise boto3 finds credentials itself (instance or pod role).
 AWS_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -56,6 +58,11 @@ def io_threads() -> int:
 def parse_processes(default: int) -> int:
     """`ML_ASSETS_PARSE_PROCESSES`: worker processes raw_data parses a range's landing files on."""
     return _count(PARSE_PROCESSES_VAR, default, "processes")
+
+
+def compute_threads(default: int) -> Compute:
+    """`ML_ASSETS_COMPUTE_THREADS`: threads a step computes a range on (`Compute`)."""
+    return Compute(threads=_count(COMPUTE_THREADS_VAR, default, "threads"))
 
 
 def usable_cores() -> int:
@@ -114,6 +121,8 @@ def local_resources() -> dict[str, Any]:
             parse_processes=parse_processes(min(4, usable_cores())),
         ),
         "io_manager": ParquetIOManager(base_dir=paths["storage_dir"], threads=io_threads()),
+        # The machine's cores, as for parsing.
+        "compute": compute_threads(min(4, usable_cores())),
         "failures": _failures(paths["failures_dir"]),
         # A tracking server stores artifacts where it was told to and is also the MLflow UI.
         "mlflow": _mlflow(
@@ -159,6 +168,8 @@ def production_resources() -> dict[str, Any]:
             prefix=os.environ.get("ML_ASSETS_WAREHOUSE_PREFIX", "warehouse"),
             threads=io_threads(),
         ),
+        # One unless set, as for parsing: the features pod asks for one CPU (kubernetes.FEATURES).
+        "compute": compute_threads(1),
         "failures": _failures("/tmp/ml_assets/failures"),
         # The tracking server decides where artifacts go (`--artifacts-destination s3://...`);
         # ML_ASSETS_MLFLOW_ARTIFACTS names an s3:// root for a server that does not proxy them.

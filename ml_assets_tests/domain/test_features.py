@@ -240,22 +240,24 @@ def several_days(n_days: int = 7, per_day: int = 60, seed: int = 3) -> pd.DataFr
 UNWRITTEN = -123456.5  # no feature's value
 
 
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("chunk_days", [1, 3, 6])
-def test_congestion_over_chunks_of_days_equals_all_days_at_once(chunk_days):
+def test_congestion_over_chunks_of_days_equals_all_days_at_once(chunk_days, threads):
     frame = several_days()
 
-    def computed(frame: pd.DataFrame, chunk_days: int) -> np.ndarray:
+    def computed(frame: pd.DataFrame, chunk_days: int, threads: int = 1) -> np.ndarray:
         block = np.full((len(CONGESTION_FEATURES), len(frame)), UNWRITTEN)
-        write_congestion_features(frame, dict(zip(CONGESTION_FEATURES, block, strict=True)), chunk_days)
+        into = dict(zip(CONGESTION_FEATURES, block, strict=True))
+        write_congestion_features(frame, into, chunk_days, threads=threads)
         return block
 
     whole = computed(frame, 1000)
-    assert np.array_equal(computed(frame, chunk_days), whole, equal_nan=True)
+    assert np.array_equal(computed(frame, chunk_days, threads), whole, equal_nan=True)
     assert not (whole == UNWRITTEN).any()  # every value written
     assert np.nanmax(whole[CONGESTION_FEATURES.index("origin_departed")]) > 10
     # Rows not day by day (a date's rows apart) are computed together, not cut into chunks.
     shuffled = frame.iloc[np.random.default_rng(5).permutation(len(frame))].reset_index(drop=True)
-    assert np.array_equal(computed(shuffled, chunk_days), computed(shuffled, 1000), equal_nan=True)
+    assert np.array_equal(computed(shuffled, chunk_days, threads), computed(shuffled, 1000), equal_nan=True)
 
 
 def test_features_have_no_outcome_columns(valid_day, reference):

@@ -17,8 +17,11 @@ def test_local_is_embedded(monkeypatch, tmp_path):
     assert resources["io_manager"].threads == 4
     assert resources["landing"].parse_processes == min(4, usable_cores())
     assert resources["landing"].read_threads == 4
+    assert resources["compute"].threads == min(4, usable_cores())
     monkeypatch.setenv("ML_ASSETS_PARSE_PROCESSES", "3")
     assert resources_for("local")["landing"].parse_processes == 3
+    monkeypatch.setenv("ML_ASSETS_COMPUTE_THREADS", "3")
+    assert resources_for("local")["compute"].threads == 3
     assert executor_for("local") is dg.in_process_executor
 
 
@@ -45,6 +48,7 @@ def test_production_uses_s3_with_secrets_only_as_env_vars(monkeypatch):
     assert tables.threads == 1
     assert landing.parse_processes == 1  # a pod's CPU request is not visible from inside it
     assert landing.read_threads == 1  # ML_ASSETS_IO_THREADS, as for the tables
+    assert resources["compute"].threads == 1  # as for parsing
     assert resources["mlflow"].tracking_uri == dg.EnvVar("MLFLOW_TRACKING_URI")
     assert resources["mlflow"].ui_url == "http://mlflow.internal:5000"
     assert "very-secret" not in repr(resources)
@@ -60,7 +64,7 @@ def test_unknown_names_are_refused_with_the_variable(monkeypatch):
     monkeypatch.setenv("ML_ASSETS_EXECUTOR", "celery")
     with pytest.raises(ValueError, match="ML_ASSETS_EXECUTOR='celery'"):
         executor_for("production")
-    for variable in ("ML_ASSETS_IO_THREADS", "ML_ASSETS_PARSE_PROCESSES"):
+    for variable in ("ML_ASSETS_IO_THREADS", "ML_ASSETS_PARSE_PROCESSES", "ML_ASSETS_COMPUTE_THREADS"):
         for value in ("0", "four", "-2"):
             monkeypatch.setenv(variable, value)
             with pytest.raises(ValueError, match=f"{variable}='{value}'"):
