@@ -66,6 +66,23 @@ def _blank(values: pd.Series) -> np.ndarray:
     return blank_unique[codes]  # code -1 (null) picks the appended True
 
 
+def _any(masks: dict[str, np.ndarray], index: pd.Index) -> pd.Series:
+    return pd.Series(np.logical_or.reduce(list(masks.values())), index=index)
+
+
+def _named(masks: dict[str, np.ndarray], flagged: pd.Series) -> pd.Series:
+    """For each flagged row, the names of the masks that hold for it, each followed by ';'.
+
+    Built for the flagged rows only: appending each name to a text column of every row cost 0.02 s
+    a name for the year's rows even where none held (pandas inspects the whole column on each set)."""
+    picked = np.flatnonzero(flagged.to_numpy(dtype=bool))
+    names = np.full(len(picked), "", dtype=object)
+    for name, mask in masks.items():
+        holds = mask[picked]
+        names[holds] = names[holds] + (name + ";")
+    return pd.Series(names, index=flagged.index[picked], dtype=object)
+
+
 def row_problems(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """The first broken rule of each row (or null) and a human-readable detail."""
     reason = pd.Series(pd.NA, index=rows.index, dtype=TEXT)
@@ -84,11 +101,12 @@ def row_problems(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     parse_errors = rows[PARSE_ERRORS].fillna("")
     flag(parse_errors != "", RowReason.TYPE_ERROR, lambda mask: parse_errors[mask])
 
-    missing = pd.Series("", index=rows.index, dtype=object)
-    for column in REQUIRED_COLUMNS:
-        null = _blank(rows[column]) if column in ("carrier", "origin", "dest") else rows[column].isna()
-        missing[null] = missing[null] + column + ";"
-    flag(missing != "", RowReason.MISSING_REQUIRED, lambda mask: "null: " + missing[mask])
+    text_codes = ("carrier", "origin", "dest")
+    missing = {
+        column: _blank(rows[column]) if column in text_codes else rows[column].isna().to_numpy()
+        for column in REQUIRED_COLUMNS
+    }
+    flag(_any(missing, rows.index), RowReason.MISSING_REQUIRED, lambda mask: "null: " + _named(missing, mask))
 
     ranges = {
         "month": rows["month"].between(1, 12),
@@ -98,11 +116,12 @@ def row_problems(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         "distance": rows["distance"].between(1, 10_000),
         "flight": rows["flight"] > 0,
     }
-    out_of_range = pd.Series("", index=rows.index, dtype=object)
-    for column, ok in ranges.items():
-        bad = ~ok.fillna(True).astype(bool)
-        out_of_range[bad] = out_of_range[bad] + column + ";"
-    flag(out_of_range != "", RowReason.OUT_OF_RANGE, lambda mask: "out of range: " + out_of_range[mask])
+    out_of_range = {column: ~ok.fillna(True).to_numpy(dtype=bool) for column, ok in ranges.items()}
+    flag(
+        _any(out_of_range, rows.index),
+        RowReason.OUT_OF_RANGE,
+        lambda mask: "out of range: " + _named(out_of_range, mask),
+    )
 
     day = rows[PARTITION_COLUMN]
     flag(

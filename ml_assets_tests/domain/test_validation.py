@@ -82,14 +82,20 @@ def test_blank_codes_are_missing_and_each_detail_names_its_row(day_csv):
     rows.loc[3, "month"] = 2
     rows.loc[3, "day"] = 30  # no such date
     rows.loc[4, "_file_error"] = "not_utf8: byte 7"
+    rows.loc[5, "flight"] = 0
+    rows.loc[5, "sched_dep_time"] = 2460
     detail = validate_flights(rows).quarantine.set_index("_source_row")["detail"]
     source_row = rows["_source_row"]
     assert detail.loc[source_row[0]] == "null: origin;"
     assert detail.loc[source_row[2]] == "null: carrier;origin;"
     assert detail.loc[source_row[3]] == f"row date invalid is not file day {DAY}"
     assert detail.loc[source_row[4]] == "not_utf8: byte 7"
+    assert detail.loc[source_row[5]] == "out of range: sched_dep_time;flight;"
     assert source_row[1] not in detail.index
-    assert len(detail) == 4
+    assert len(detail) == 5
+    # Rows under any index (a slice of a range) are judged the same.
+    shifted = validate_flights(rows.set_axis(rows.index + 7))
+    pd.testing.assert_frame_equal(shifted.quarantine, validate_flights(rows).quarantine)
 
 
 def test_label_counts_late_cancelled_and_diverted():
