@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
+import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from ml_assets.pools import map_threads
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -19,3 +25,68 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2) from the C library, or None where there is none."""
+    if sys.platform != "linux":
+        return None
+    return getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+
+
+def sync_filesystems(directories: Sequence[Path]) -> None:
+    """Everything written to the filesystems holding `directories` reaches the disk (syncfs(2),
+    once per filesystem). Raises OSError on a writeback error (reported since Linux 5.8)."""
+    syncfs = _syncfs()
+    assert syncfs is not None, "sync_filesystems needs Linux's syncfs"
+    by_device = {os.stat(directory).st_dev: directory for directory in directories}
+    for directory in by_device.values():
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            if syncfs(fd) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, f"syncfs: {os.strerror(error)}", str(directory))
+        finally:
+            os.close(fd)
+
+
+def write_files_atomic(files: Sequence[tuple[Path, bytes]], threads: int = 1) -> None:
+    """Each file as `write_bytes_atomic` writes it (a reader sees the old version or the new one),
+    all of them on disk on return; written on `threads` threads.
+
+    On Linux a batch is made durable with one filesystem sync before the files are renamed into
+    place and one after, instead of an fsync per file; the renames are then durable too (an fsync
+    per file leaves them to the filesystem's next commit). A year's backfill writes 1,460 day
+    files: the 1,460 files alone 0.47-0.51 s with an fsync each, 0.27-0.39 s with the two syncs;
+    the backfill 0.16 s faster (median of seven alternating pairs, 6.40-6.94 s against 6.48-7.23 s).
+    The sync covers the whole filesystem, so other processes' pending writes to it are waited for
+    too. Elsewhere, or for one file, each file is fsync'd on its own. A failure, or an interrupt,
+    before the renames leaves every file as it was and no temp file."""
+    if len(files) <= 1 or _syncfs() is None:
+        for _ in map_threads(lambda file: write_bytes_atomic(*file), files, threads):
+            pass
+        return
+    written: list[tuple[str, Path]] = []  # (temp file, its destination), appended as created
+
+    def write_temp(file: tuple[Path, bytes]) -> None:
+        path, data = file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        written.append((tmp, path))  # before the write: a failed write's temp is removed too
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+    try:
+        for _ in map_threads(write_temp, files, threads):
+            pass
+        # Every new version on disk before any replaces an old one.
+        sync_filesystems([path.parent for _, path in written])
+        while written:
+            tmp, path = written[-1]
+            os.replace(tmp, path)
+            written.pop()
+    finally:
+        for tmp, _ in written:
+            Path(tmp).unlink(missing_ok=True)
+    sync_filesystems([path.parent for path, _ in files])

@@ -14,7 +14,7 @@ from pydantic import Field, PrivateAttr
 from ml_assets.domain.contract import PARTITION_COLUMN
 from ml_assets.domain.tables import TEXT
 from ml_assets.pools import map_threads
-from ml_assets.resources.files import write_bytes_atomic
+from ml_assets.resources.files import write_bytes_atomic, write_files_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -250,6 +250,11 @@ class ParquetTables(dg.ConfigurableIOManager):
     def write(self, relative: str, data: bytes) -> None:
         raise NotImplementedError
 
+    def write_many(self, writes: list[tuple[str, bytes]]) -> None:
+        """Each (relative path, bytes) written as `write` writes one, `threads` at a time."""
+        for _ in map_threads(lambda write: self.write(*write), writes, self.threads):
+            pass
+
     def read(self, relative: str) -> bytes:
         raise NotImplementedError
 
@@ -279,8 +284,7 @@ class ParquetTables(dg.ConfigurableIOManager):
                 parts = split_by_partition(obj, keys, threads=self.threads)
                 writes = [(self._relative(key, day, ".parquet"), data) for day, data in parts.items()]
                 del parts
-                for _ in map_threads(lambda write: self.write(*write), writes, self.threads):
-                    pass
+                self.write_many(writes)
                 self._keep_for_next_step(context, obj, keys)
             else:
                 self.write(self._relative(key, None, ".parquet"), _to_parquet_bytes(obj))
@@ -366,6 +370,9 @@ class ParquetIOManager(ParquetTables):
 
     def write(self, relative: str, data: bytes) -> None:
         write_bytes_atomic(self._file(relative), data)
+
+    def write_many(self, writes: list[tuple[str, bytes]]) -> None:
+        write_files_atomic([(self._file(relative), data) for relative, data in writes], self.threads)
 
     def read(self, relative: str) -> bytes:
         return self._file(relative).read_bytes()

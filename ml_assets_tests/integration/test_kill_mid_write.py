@@ -60,20 +60,23 @@ def test_sigkill_mid_write_leaves_readable_partitions(tmp_path):
     workers = min(4, usable_cores())
     assert event.asset_materialization.metadata["parse_workers"].value == (workers if workers > 1 else 0)
 
-    # Rewrite every partition; kill the run once it has replaced a few files but not all.
+    # Rewrite every partition; kill the run once it is writing its new files (the range's new
+    # versions go to temp files, synced, then renamed over the old ones) and before all are in place.
     started = time.time()
     second = materialize_raw(env, days[0], days[-1])
     deadline = time.monotonic() + 300
-    rewritten = 0
+    rewritten = in_flight = 0
     while time.monotonic() < deadline and second.poll() is None:
+        in_flight = sum(1 for _ in raw_dir.glob(".*.tmp"))
         rewritten = sum(p.stat().st_mtime > started for p in raw_dir.glob("*.parquet"))
-        if rewritten >= 3:
+        if in_flight >= 3 or rewritten >= 3:
             os.killpg(second.pid, signal.SIGKILL)
             break
-        time.sleep(0.005)
+        time.sleep(0.002)
     second.wait(timeout=30)
     assert second.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert 3 <= rewritten < DAYS
+    assert rewritten < DAYS
+    assert max(in_flight, rewritten) >= 3
     assert_every_partition_readable(raw_dir, expected)
 
     third = materialize_raw(env, days[0], days[-1])

@@ -9,7 +9,7 @@ import pytest
 
 from ml_assets.domain.tables import TEXT
 from ml_assets.resources import io_manager
-from ml_assets.resources.files import write_bytes_atomic
+from ml_assets.resources.files import write_bytes_atomic, write_files_atomic
 from ml_assets.resources.io_manager import (
     ALLOW_MISSING_PARTITIONS,
     COLUMNS,
@@ -187,6 +187,83 @@ def test_atomic_write_keeps_old_version_when_the_writer_dies(tmp_path, monkeypat
         write_bytes_atomic(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]  # no temp file left behind
+
+
+def _batch(tmp_path, content: bytes) -> list[tuple]:
+    return [(tmp_path / "a" / f"{day}.parquet", content + day.encode()) for day in ("d1", "d2", "d3")]
+
+
+def _files_under(directory) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
+    }
+
+
+def test_a_batch_of_files_is_on_disk_before_it_replaces_any(tmp_path, monkeypatch):
+    from ml_assets.resources import files
+
+    write_files_atomic(_batch(tmp_path, b"old-"), threads=2)
+    synced = []
+    real_sync = files.sync_filesystems
+
+    def sync(directories):
+        synced.append(_files_under(tmp_path))  # what a reader sees at each sync
+        real_sync(directories)
+
+    monkeypatch.setattr(files, "sync_filesystems", sync)
+    write_files_atomic([*_batch(tmp_path, b"new-"), (tmp_path / "b" / "d4.parquet", b"new-d4")], threads=2)
+    final = {"a/d1.parquet": b"new-d1", "a/d2.parquet": b"new-d2", "a/d3.parquet": b"new-d3"}
+    assert _files_under(tmp_path) == {**final, "b/d4.parquet": b"new-d4"}  # no temp file left
+    if files._syncfs() is None:  # not Linux: an fsync per file, as write_bytes_atomic
+        assert synced == []
+        return
+    # Synced once with the new versions in temp files beside the old ones, once after the renames.
+    assert len(synced) == 2
+    before = {name: data for name, data in synced[0].items() if name.endswith(".parquet")}
+    assert before == {"a/d1.parquet": b"old-d1", "a/d2.parquet": b"old-d2", "a/d3.parquet": b"old-d3"}
+    assert sorted(data for name, data in synced[0].items() if name.endswith(".tmp")) == [
+        b"new-d1",
+        b"new-d2",
+        b"new-d3",
+        b"new-d4",
+    ]
+    assert synced[1] == _files_under(tmp_path)
+
+
+def test_a_failed_batch_leaves_the_old_files_and_no_temp(tmp_path, monkeypatch):
+    from ml_assets.resources import files
+
+    write_files_atomic(_batch(tmp_path, b"old-"), threads=2)
+    old = _files_under(tmp_path)
+    (tmp_path / "not-a-dir").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="not-a-dir"):  # a folder that cannot be made: none replaced
+        write_files_atomic([*_batch(tmp_path, b"new-"), (tmp_path / "not-a-dir" / "d4.parquet", b"new")], 2)
+    assert _files_under(tmp_path) == {**old, "not-a-dir": b"x"}
+
+    renamed = []
+    real_replace = os.replace
+
+    def replace_once(source, destination):
+        if renamed:
+            raise KeyboardInterrupt("killed between two renames")
+        renamed.append(destination)
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", replace_once)
+    with pytest.raises(KeyboardInterrupt):
+        write_files_atomic(_batch(tmp_path, b"new-"), threads=2)
+    after = _files_under(tmp_path)
+    assert not any(name.endswith(".tmp") for name in after)  # the temps not renamed are removed
+    # Each file whole, old or new; only the one renamed is new.
+    assert {name: data[:4] for name, data in after.items() if name.startswith("a/")} == {
+        name: b"new-" if tmp_path / name == renamed[0] else b"old-" for name in old
+    }
+    monkeypatch.setattr(files, "_syncfs", lambda: None)  # elsewhere than Linux: an fsync per file
+    monkeypatch.setattr(os, "replace", real_replace)
+    write_files_atomic(_batch(tmp_path, b"new-"), threads=2)
+    assert {name: data for name, data in _files_under(tmp_path).items() if name.startswith("a/")} == {
+        name: b"new-" + name[2:4].encode() for name in old
+    }
 
 
 PARTITIONS = dg.StaticPartitionsDefinition(["2013-01-01", "2013-01-02", "2013-01-03"])
