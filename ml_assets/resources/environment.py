@@ -60,7 +60,7 @@ def parse_processes(default: int) -> int:
     return _count(PARSE_PROCESSES_VAR, default, "processes")
 
 
-def compute_threads(default: int) -> Compute:
+def compute_resource(default: int) -> Compute:
     """`ML_ASSETS_COMPUTE_THREADS`: threads a step computes a range on (`Compute`)."""
     return Compute(threads=_count(COMPUTE_THREADS_VAR, default, "threads"))
 
@@ -122,7 +122,7 @@ def local_resources() -> dict[str, Any]:
         ),
         "io_manager": ParquetIOManager(base_dir=paths["storage_dir"], threads=io_threads()),
         # The machine's cores, as for parsing.
-        "compute": compute_threads(min(4, usable_cores())),
+        "compute": compute_resource(min(4, usable_cores())),
         "failures": _failures(paths["failures_dir"]),
         # A tracking server stores artifacts where it was told to and is also the MLflow UI.
         "mlflow": _mlflow(
@@ -169,7 +169,7 @@ def production_resources() -> dict[str, Any]:
             threads=io_threads(),
         ),
         # One unless set, as for parsing: the features pod asks for one CPU (kubernetes.FEATURES).
-        "compute": compute_threads(1),
+        "compute": compute_resource(1),
         "failures": _failures("/tmp/ml_assets/failures"),
         # The tracking server decides where artifacts go (`--artifacts-destination s3://...`);
         # ML_ASSETS_MLFLOW_ARTIFACTS names an s3:// root for a server that does not proxy them.
