@@ -8,6 +8,7 @@ import io
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -207,24 +208,34 @@ def numbers_read_by_parser(text: str, source: str, day: str) -> pd.DataFrame | N
 
 def type_rows(frame: pd.DataFrame, source: str, day: str) -> pd.DataFrame:
     """Cast cells (text, or numbers the parser read) to the contract's dtypes; a cell that fails
-    is nulled and named in _parse_errors (by its text when the frame was read as text)."""
-    typed: dict[str, pd.Series] = {}
-    errors = pd.Series("", index=frame.index, dtype=object)
+    is nulled and named in _parse_errors (by its text when the frame was read as text).
+
+    The frame is built once from its columns' arrays on a fresh 0-based index: built from a dict of
+    Series (each aligned on the index, then the index reset) it was 40 % of this function, which a
+    year's 365 files call once each (1.26-1.38 -> 0.80-0.87 s for the year)."""
+    rows = len(frame)
+    typed: dict[str, Any] = {}
+    errors = None  # made only for a file with a bad cell
     for column in FLIGHT_COLUMNS:
         values = frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
         if column in STRING_COLUMNS:
-            typed[column] = values.astype(TEXT)
+            typed[column] = values.astype(TEXT).array
             continue
-        typed[column], bad = _coerce_numeric(values, integer=column in INTEGER_COLUMNS)
+        integer = column in INTEGER_COLUMNS
+        numbers, bad = _coerce_numeric(values, integer=integer)
+        typed[column] = numbers.array if integer else numbers.to_numpy()
         if bad.any():
+            if errors is None:
+                errors = pd.Series("", index=frame.index, dtype=object)
             errors[bad] = errors[bad] + column + "=" + values[bad].astype(str).str.slice(0, 40) + ";"
-    typed[PARSE_ERRORS] = errors.astype(TEXT)
-    typed[SOURCE_FILE] = pd.Series(source, index=frame.index, dtype=TEXT)
+    no_errors = np.full(rows, "", dtype=object)
+    typed[PARSE_ERRORS] = pd.array(no_errors if errors is None else errors.to_numpy(), dtype=TEXT)
+    typed[SOURCE_FILE] = pd.array(np.full(rows, source, dtype=object), dtype=TEXT)
     # Row 1 is the header, so the first data row is line 2 of the file.
-    typed[SOURCE_ROW] = pd.Series(np.arange(2, len(frame) + 2, dtype="int64"), index=frame.index)
-    typed[PARTITION_COLUMN] = pd.Series(day, index=frame.index, dtype=TEXT)
-    typed[FILE_ERROR] = pd.Series(pd.NA, index=frame.index, dtype=TEXT)
-    return pd.DataFrame(typed, index=frame.index).reset_index(drop=True)
+    typed[SOURCE_ROW] = np.arange(2, rows + 2, dtype="int64")
+    typed[PARTITION_COLUMN] = pd.array(np.full(rows, day, dtype=object), dtype=TEXT)
+    typed[FILE_ERROR] = pd.array(np.full(rows, None, dtype=object), dtype=TEXT)
+    return pd.DataFrame(typed, index=pd.RangeIndex(rows), copy=False)
 
 
 def rejection_rows(error: LandingFileError, day: str) -> pd.DataFrame:
