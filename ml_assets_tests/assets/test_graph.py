@@ -141,6 +141,7 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     assert per_day["2013-01-15"]["source_path"].endswith("flights_2013-01-15.csv")
     assert sum(r["dagster/row_count"] for r in per_day.values()) == 27004
     assert features["rows_in_run"].value == 27004
+    assert features["compute_threads"].value == 2  # the compute resource's (conftest)
     (weather,) = [e for e in first.get_asset_check_evaluations() if e.check_name == "weather_joined"]
     assert weather.metadata["days_without_weather_file"].value == 0  # each day's file was read
     assert weather.metadata["share_with_weather"].value > 0.95
