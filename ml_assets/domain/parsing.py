@@ -228,8 +228,8 @@ def type_rows(frame: pd.DataFrame, source: str, day: str) -> pd.DataFrame:
             if errors is None:
                 errors = pd.Series("", index=frame.index, dtype=object)
             errors[bad] = errors[bad] + column + "=" + values[bad].astype(str).str.slice(0, 40) + ";"
-    no_errors = np.full(rows, "", dtype=object)
-    typed[PARSE_ERRORS] = pd.array(no_errors if errors is None else errors.to_numpy(), dtype=TEXT)
+    error_texts = np.full(rows, "", dtype=object) if errors is None else errors.to_numpy()
+    typed[PARSE_ERRORS] = pd.array(error_texts, dtype=TEXT)
     typed[SOURCE_FILE] = pd.array(np.full(rows, source, dtype=object), dtype=TEXT)
     # Row 1 is the header, so the first data row is line 2 of the file.
     typed[SOURCE_ROW] = np.arange(2, rows + 2, dtype="int64")

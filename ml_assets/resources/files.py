@@ -13,9 +13,15 @@ from pathlib import Path
 from ml_assets.pools import map_threads
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new hidden temp file in `path`'s folder (made if missing): its descriptor and name.
+    Readers skip it (`.<name>.<random>.tmp`) until it is renamed to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -71,8 +77,7 @@ def write_files_atomic(files: Sequence[tuple[Path, bytes]], threads: int = 1) ->
 
     def write_temp(file: tuple[Path, bytes]) -> None:
         path, data = file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = _temp_beside(path)
         written.append((tmp, path))  # before the write: a failed write's temp is removed too
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
