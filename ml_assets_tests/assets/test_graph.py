@@ -14,6 +14,7 @@ from ml_assets.automation.landing_sensor import last_landed_sha256
 from ml_assets.definitions import defs
 from ml_assets.domain.contract import OUTCOME_COLUMNS
 from ml_assets.domain.tables import (
+    FEATURE_COLUMNS,
     FEATURE_TYPES,
     QUARANTINE_TYPES,
     RAW_TYPES,
@@ -361,6 +362,10 @@ def test_model_beats_chance_and_becomes_champion(graph):
     assert run.data.tags["holdout_days"] == "2013-01-25..2013-01-31"
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.digest == run.data.tags["training_dataset_digest"]
+    # The dataset is what the model was fitted on: its input columns and the label, every training row.
+    assert json.loads(dataset_input.dataset.profile)["num_rows"] == meta(trained, "train_rows")
+    logged_columns = [c["name"] for c in json.loads(dataset_input.dataset.schema)["mlflow_colspec"]]
+    assert logged_columns == [*FEATURE_COLUMNS, "label"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {
         "roc_curve.png",

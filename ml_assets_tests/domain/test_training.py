@@ -38,6 +38,22 @@ def test_time_split_holds_out_the_last_days():
     assert len(split.train) + len(split.holdout) == len(frame)
 
 
+def test_time_split_slices_dated_rows_and_masks_shuffled_ones():
+    frame = synthetic_features(days=10, per_day=5).astype({"flight_date": "string[pyarrow]"})
+    ordered = time_split(frame, holdout_days=3)
+    # In date order: the same rows as a mask gives, as views of the frame's memory (no copy).
+    is_holdout = frame["flight_date"] >= "2013-01-08"
+    pd.testing.assert_frame_equal(ordered.train, frame[~is_holdout])
+    pd.testing.assert_frame_equal(ordered.holdout, frame[is_holdout])
+    assert np.shares_memory(ordered.train["temp"].to_numpy(), frame["temp"].to_numpy())
+    # Out of date order: each side still holds exactly its days' rows, in the frame's order.
+    shuffled = frame.sample(frac=1.0, random_state=1)
+    split = time_split(shuffled, holdout_days=3)
+    assert split.holdout_days == ordered.holdout_days
+    pd.testing.assert_frame_equal(split.holdout, shuffled[shuffled["flight_date"] >= "2013-01-08"])
+    pd.testing.assert_frame_equal(split.train, shuffled[shuffled["flight_date"] < "2013-01-08"])
+
+
 def test_time_split_keeps_one_training_day_and_refuses_one_day():
     frame = synthetic_features(days=3, per_day=5)
     assert time_split(frame, holdout_days=60).train_days == ("2013-01-01", "2013-01-01")
