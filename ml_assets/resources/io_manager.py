@@ -250,10 +250,12 @@ class ParquetTables(dg.ConfigurableIOManager):
     def write(self, relative: str, data: bytes) -> None:
         raise NotImplementedError
 
-    def write_many(self, writes: list[tuple[str, bytes]]) -> None:
-        """Each (relative path, bytes) written as `write` writes one, `threads` at a time."""
+    def write_many(self, writes: list[tuple[str, bytes]]) -> list[str]:
+        """Each (relative path, bytes) written as `write` writes one, `threads` at a time; returns the
+        leftovers of killed writes it removed on the way (none here: an object store has no temps)."""
         for _ in map_threads(lambda write: self.write(*write), writes, self.threads):
             pass
+        return []
 
     def read(self, relative: str) -> bytes:
         raise NotImplementedError
@@ -284,7 +286,13 @@ class ParquetTables(dg.ConfigurableIOManager):
                 parts = split_by_partition(obj, keys, threads=self.threads)
                 writes = [(self._relative(key, day, ".parquet"), data) for day, data in parts.items()]
                 del parts
-                self.write_many(writes)
+                swept = self.write_many(writes)
+                if swept:
+                    shown = ", ".join(swept[:5]) + (" ..." if len(swept) > 5 else "")
+                    context.log.warning(
+                        f"removed {len(swept)} temp file(s) a killed run left beside "
+                        f"{key.to_user_string()}'s files: {shown}"
+                    )
                 self._keep_for_next_step(context, obj, keys)
             else:
                 self.write(self._relative(key, None, ".parquet"), _to_parquet_bytes(obj))
@@ -371,8 +379,9 @@ class ParquetIOManager(ParquetTables):
     def write(self, relative: str, data: bytes) -> None:
         write_bytes_atomic(self._file(relative), data)
 
-    def write_many(self, writes: list[tuple[str, bytes]]) -> None:
-        write_files_atomic([(self._file(relative), data) for relative, data in writes], self.threads)
+    def write_many(self, writes: list[tuple[str, bytes]]) -> list[str]:
+        swept = write_files_atomic([(self._file(relative), data) for relative, data in writes], self.threads)
+        return [path.name for path in swept]
 
     def read(self, relative: str) -> bytes:
         return self._file(relative).read_bytes()

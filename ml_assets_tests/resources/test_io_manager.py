@@ -1,6 +1,8 @@
 import io
 import json
 import os
+import time
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -264,6 +266,47 @@ def test_a_failed_batch_leaves_the_old_files_and_no_temp(tmp_path, monkeypatch):
     assert {name: data for name, data in _files_under(tmp_path).items() if name.startswith("a/")} == {
         name: b"new-" + name[2:4].encode() for name in old
     }
+
+
+def test_a_write_removes_the_temp_files_a_killed_writer_left_an_hour_ago(tmp_path):
+    from ml_assets.resources import files
+
+    write_files_atomic(_batch(tmp_path, b"old-"), threads=2)
+    folder = tmp_path / "a"
+    stale = [files._temp_beside(folder / name) for name in ("d1.parquet", "d9.parquet")]
+    fresh = files._temp_beside(folder / "d2.parquet")  # a write in flight: recent
+    for fd, _ in [*stale, fresh]:
+        os.close(fd)
+    (folder / ".keep").write_bytes(b"")  # hidden, but not one of our temp files
+    (folder / ".d1.parquet.tmp").write_bytes(b"")  # not mkstemp's name
+    an_hour_ago = time.time() - files.ABANDONED_TEMP_SECONDS - 1
+    for name in [tmp for _, tmp in stale] + [str(folder / ".keep"), str(folder / ".d1.parquet.tmp")]:
+        os.utime(name, (an_hour_ago, an_hour_ago))
+
+    swept = write_files_atomic(_batch(tmp_path, b"new-"), threads=2)
+    assert sorted(swept) == sorted(Path(tmp) for _, tmp in stale)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [".d1.parquet.tmp", ".keep", Path(fresh[1]).name, "d1.parquet", "d2.parquet", "d3.parquet"]
+    )
+    assert (folder / "d1.parquet").read_bytes() == b"new-d1"
+    assert files.sweep_abandoned_temps(tmp_path / "never-written") == []
+
+
+def test_the_io_manager_logs_the_temp_files_it_removed(tmp_path, capsys):
+    from ml_assets.resources import files
+
+    manager = ParquetIOManager(base_dir=str(tmp_path))
+    key = dg.AssetKey("t")
+    days = ["2013-01-01", "2013-01-02"]
+    fd, stale = files._temp_beside(tmp_path / "t" / "2013-01-01.parquet")
+    os.close(fd)
+    an_hour_ago = time.time() - files.ABANDONED_TEMP_SECONDS - 1
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    frame = pd.DataFrame({"landing_day": days, "x": [1.0, 2.0]})
+    manager.handle_output(_range_output_context(key, days), frame)
+    assert not Path(stale).exists()
+    logged = capsys.readouterr().err  # the output context's logger writes to stderr
+    assert f"removed 1 temp file(s) a killed run left beside t's files: {Path(stale).name}" in logged
 
 
 PARTITIONS = dg.StaticPartitionsDefinition(["2013-01-01", "2013-01-02", "2013-01-03"])
