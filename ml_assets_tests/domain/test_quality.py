@@ -79,6 +79,23 @@ def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift():
     assert max(v for k, v in shifted.items() if k != "origin_mean_dep_delay") < 0.05
 
 
+def test_a_profile_bins_its_own_rows_as_psi_bins_later_ones():
+    rng = np.random.default_rng(4)
+    frame = frame_with(rng, n=3000)
+    frame["temp"] = rng.integers(0, 5, size=len(frame)).astype("float64")  # ties on the edges
+    frame.loc[::7, "temp"] = np.nan
+    frame["dewp"] = pd.array(rng.integers(0, 40, size=len(frame)), dtype="Int64")  # nullable integers
+    frame.loc[::5, "dewp"] = pd.NA
+    profile = feature_profile(frame)
+    # Against itself, every feature's drift is nil: its shares are the bins PSI counts later rows in.
+    assert max(population_stability(profile, frame).values()) == pytest.approx(0.0, abs=1e-12)
+    assert profile["temp"]["edges"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    temp = frame["temp"].to_numpy()
+    expected = [np.mean(temp < 0), *(np.mean(temp == v) for v in range(5)), np.mean(np.isnan(temp))]
+    assert profile["temp"]["shares"] == pytest.approx(expected)
+    assert profile["dewp"]["shares"][-1] == pytest.approx(frame["dewp"].isna().mean())
+
+
 def test_psi_counts_missing_values_as_their_own_bin():
     rng = np.random.default_rng(1)
     reference = frame_with(rng)
