@@ -42,6 +42,9 @@ TARGETS = {
     # The same for training: the bare fit logged and registered in MLflow the cheapest way (bare.register).
     "mlflow_floor_training_vs_bare_fit": ("<=", None),
     "training_vs_mlflow_floor": ("<=", 1.2),
+    # The same with the fit taken out of both sides: the run's time beyond its fit against the
+    # floor's registration time beyond the bare fit (the fits alone move by +-1.5 s between runs).
+    "training_beside_fit_vs_mlflow_floor": ("<=", None),
     # feature_importance, its own step after training since this session: not part of figure 3.
     "explain_vs_bare_fit": ("<=", None),
     # Figures 1 and 1f on Dagster's stock sqlite event log (every figure above runs on the instance
@@ -431,6 +434,9 @@ def _measure(scales: list[int], scratch: Path) -> dict:
     figures["fit_in_step_vs_bare_fit"] = train["fit_seconds"] / bare_fit["fit_seconds"]
     figures["mlflow_floor_training_vs_bare_fit"] = bare_fit["registered_seconds"] / bare_fit["seconds"]
     figures["training_vs_mlflow_floor"] = train["seconds"] / bare_fit["registered_seconds"]
+    figures["training_beside_fit_vs_mlflow_floor"] = (train["seconds"] - train["fit_seconds"]) / (
+        bare_fit["registered_seconds"] - bare_fit["fit_seconds"]
+    )
     figures["explain_vs_bare_fit"] = explain["seconds"] / bare_fit["seconds"]
     # Memory that grows with the data: the backfill's peak over the same command's peak for one day
     # (libraries, run machinery and one day's tables), against the year's rows in memory.
