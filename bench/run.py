@@ -386,6 +386,18 @@ def median_run(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
 
 
+def one_day_median(phase: str, env: dict[str, str] | None, **kwargs) -> dict:
+    """The median of three runs of the same one-day `phase` (each replaces the day the last wrote),
+    with every run's seconds: a one-day run is 0.2-3 s, so one sample moves with the machine's load
+    by as much as the figure it stands for."""
+    runs = [child(phase, env=env, **kwargs) for _ in range(3)]
+    return {
+        **median_run(runs),
+        "all_seconds": [run["seconds"] for run in runs],
+        "all_step_seconds": [run.get("step_seconds") for run in runs],
+    }
+
+
 def _measure(scales: list[int], scratch: Path) -> dict:
     report: dict = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}, "figures": {}}
     figures = report["figures"]
@@ -406,7 +418,7 @@ def _measure(scales: list[int], scratch: Path) -> dict:
         fresh = common if n == 0 else places(phase_dir(scratch), year)
         backfills.append(child("backfill", env=dev_instance(Path(fresh["home"])), days=history, **fresh))
     bare, backfill = median_run(bares), median_run(backfills)
-    one_day = child("backfill", env=dev, days=new_day, **common)
+    one_day = one_day_median("backfill", dev, days=new_day, **common)
     # Figure 3 as figure 1: the median of three bare fits and of three training runs, taken in turn.
     # One pair moved with the machine by as much as the figure's margin (Y: the bare fit 14.1 s
     # against 11.8 s in Y2, the same fit inside the step 11.9 s; 3a 1.07 against 1.24).
@@ -481,10 +493,8 @@ def _measure(scales: list[int], scratch: Path) -> dict:
         dev = dev_instance(root / "home")
         scaled = places(root, data)
         run = child("backfill", env=dev, days=days, **scaled)
-        # A one-day run is 1-3 s, so one sample moves with the machine's load by as much as the
-        # growth it is meant to show: the median of three runs of the same day.
-        new_runs = [child("backfill", env=dev, days=[new], **scaled) for _ in range(3)]
-        then = [r["seconds"] for r in new_runs]
+        new_runs = one_day_median("backfill", dev, days=[new], **scaled)
+        then = new_runs["all_seconds"]
         rows = 336_776 * scale
         per_row[scale] = {
             "seconds": run["seconds"],
@@ -494,7 +504,7 @@ def _measure(scales: list[int], scratch: Path) -> dict:
             "peak_mb": run["peak_mb"],
             "new_day_seconds": statistics.median(then),
             "new_day_all_seconds": then,
-            "new_day_step_seconds": [r["step_seconds"] for r in new_runs],
+            "new_day_step_seconds": new_runs["all_step_seconds"],
         }
     report["raw"]["scaling"] = per_row
     if len(per_row) > 1:
@@ -523,7 +533,7 @@ def floor_phases(root: Path, year: Path, history: list[str], new_day: list[str],
     floor = places(root, year)
     return {
         "backfill": child("floor", env=env, days=history, **floor),
-        "new_day": child("floor", env=env, days=new_day, **floor),
+        "new_day": one_day_median("floor", env, days=new_day, **floor),
     }
 
 
@@ -581,7 +591,7 @@ def postgres_phases(root: Path, year: Path, history: list[str], new_day: list[st
             "bare_ingest_all_seconds": [run["seconds"] for run in bares],
             "backfill": median_run(backfills),
             "backfill_all_seconds": [run["seconds"] for run in backfills],
-            "new_day": child("backfill", env=image("dagster"), days=new_day, **places(root, year)),
+            "new_day": one_day_median("backfill", image("dagster"), days=new_day, **places(root, year)),
             "floor": floor_phases(root / "floor", year, history, new_day, env=image("floor")),
         }
 
