@@ -124,7 +124,10 @@ class GraphQL:
         return data["runsOrError"]["results"]
 
     def backfills(self) -> list[dict]:
-        data = self("{ partitionBackfillsOrError { ... on PartitionBackfills { results { id status } } } }")
+        fields = "id status endTimestamp"
+        data = self(
+            f"{{ partitionBackfillsOrError {{ ... on PartitionBackfills {{ results {{ {fields} }} }} }} }}"
+        )
         return data["partitionBackfillsOrError"]["results"]
 
     def sensor_ticks(self, sensor: str, limit: int = 5) -> list[dict]:
@@ -140,12 +143,18 @@ class GraphQL:
         through a backfill launched later."""
 
         def settled() -> list[dict]:
-            if any(b["status"] not in BACKFILL_DONE for b in self.backfills()):
+            backfills = self.backfills()
+            if any(b["status"] not in BACKFILL_DONE for b in backfills):
                 return []
             runs = self.runs()
             if not all(r["status"] in RUN_DONE for r in runs):
                 return []
-            last_end = max((r["endTime"] or 0.0 for r in runs), default=0.0)
+            # A backfill is marked done after its last run ends, and until then the automation sees its
+            # assets in progress and holds back what follows them (monitoring after the predictions).
+            last_end = max(
+                [*(r["endTime"] or 0.0 for r in runs), *(b["endTimestamp"] or 0.0 for b in backfills)],
+                default=0.0,
+            )
             # Two ticks, not one: the first after a run can still see that run's assets in progress.
             ticks = self.sensor_ticks("automation", limit=2)
             quiet = len(ticks) == 2 and all(
