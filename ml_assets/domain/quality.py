@@ -123,29 +123,34 @@ def univariate_auc(
 
 
 def feature_profile(features: pd.DataFrame, columns: tuple[str, ...] = NUMERIC_FEATURES) -> dict:
-    """Decile edges and shares of each numeric feature (missing values as their own bin), binned as
-    `_bin_shares` bins: the bin of a value is the number of edges at or below it."""
+    """Decile edges and shares of each numeric feature (missing values as their own bin)."""
     profile = {}
     for column in columns:
         values = features[column].to_numpy(dtype="float64", na_value=np.nan)
         missing = np.isnan(values)
-        # Sorted once, the deciles and every bin's count come from it by bisection: 0.19 s for a
-        # year's training rows, against 0.42 s for a bin search per value.
+        # Sorted once, for the deciles and the bins' counts: 0.19 s for a year's training rows,
+        # against 0.42 s with a bin search per value.
         present = np.sort(values[~missing])
         if present.size == 0:
             continue
         edges = np.unique(np.quantile(present, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
-        below = np.searchsorted(present, edges, side="left")  # values under each edge
-        counts = np.diff(below, prepend=0, append=present.size)
-        counts = np.append(counts, missing.sum()).astype("float64")
-        profile[column] = {"edges": edges.tolist(), "shares": (counts / counts.sum()).tolist()}
+        profile[column] = {
+            "edges": edges.tolist(),
+            "shares": _sorted_shares(present, int(missing.sum()), edges).tolist(),
+        }
     return profile
 
 
 def _bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     missing = np.isnan(values)
-    counts = np.bincount(np.searchsorted(edges, values[~missing], side="right"), minlength=len(edges) + 1)
-    counts = np.append(counts, missing.sum()).astype("float64")
+    return _sorted_shares(np.sort(values[~missing]), int(missing.sum()), edges)
+
+
+def _sorted_shares(present: np.ndarray, missing: int, edges: np.ndarray) -> np.ndarray:
+    """Each bin's share of the values (`present` sorted, then `missing` ones as the last bin); a
+    value's bin is the number of edges at or below it."""
+    below = np.searchsorted(present, edges, side="left")  # values under each edge
+    counts = np.append(np.diff(below, prepend=0, append=present.size), missing).astype("float64")
     return counts / max(counts.sum(), 1)
 
 

@@ -37,7 +37,7 @@ def sweep_abandoned_temps(folder: Path, older_than: float = ABANDONED_TEMP_SECON
     except (FileNotFoundError, NotADirectoryError):  # nothing written there yet (the write says why)
         return removed
     for entry in entries:
-        if not (entry.name.startswith(".") and _TEMP_NAME.fullmatch(entry.name)):
+        if not _TEMP_NAME.fullmatch(entry.name):
             continue
         try:
             if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
