@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy
 
+from ml_assets.event_log import index_asset_events
 from ml_assets.postgres_storage import BatchingPostgresEventLogStorage
 from ml_assets_tests.integration.servers import postgres_server
 from ml_assets_tests.test_event_log import (
@@ -59,7 +60,7 @@ def postgres_instance(server: dict, database: str, name: str):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One PostgreSQL for the module: a database for each storage and each test of its own."""
-    databases = (*STORAGES, "fail", *CONNECTION_TESTS)
+    databases = (*STORAGES, "fail", "pages", *CONNECTION_TESTS)
     with postgres_server(tmp_path_factory.mktemp("pg") / "pg.log", databases) as server:
         yield server
 
@@ -95,6 +96,28 @@ def test_the_plan_is_one_row_per_asset_and_day(both_storages):
     planned = [e for e in events if e[1] == "ASSET_MATERIALIZATION_PLANNED"]
     assert len(planned) == 20
     assert len({(e[2], e[3]) for e in planned}) == 20  # one per asset and day, none mixed up
+
+
+def test_a_plan_longer_than_a_page_keeps_each_events_id(server):
+    """A year's plan (1,460 events) goes to PostgreSQL in pages of 1,000 rows: each event is paired
+    with its own row's id across pages (the index rows are written from these pairs), in order."""
+    import ml_assets.postgres_storage as postgres_storage
+
+    days = [f"day-{n:04d}" for n in range(1200)]
+    paired: list[tuple[str, int]] = []
+
+    def recording(storage, conn, stored):
+        paired.extend((event.get_dagster_event().partition, event_id) for event, event_id in stored)
+        return index_asset_events(storage, conn, stored)
+
+    with postgres_instance(server, "pages", "ours") as instance, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(postgres_storage, "index_asset_events", recording)
+        storage = instance.event_log_storage
+        storage.store_event_batch([planned_event("big", day) for day in days])
+        records = storage.get_records_for_run("big", limit=2000).records
+    stored = sorted((r.storage_id, r.event_log_entry.get_dagster_event().partition) for r in records)
+    assert [partition for _, partition in stored] == days
+    assert paired == [(partition, storage_id) for storage_id, partition in stored]
 
 
 def test_a_failing_batch_leaves_no_rows(server):
