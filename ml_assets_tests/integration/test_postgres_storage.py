@@ -101,7 +101,7 @@ def test_the_plan_is_one_row_per_asset_and_day(both_storages):
 def test_a_plan_longer_than_a_page_keeps_each_events_id(server):
     """A year's plan (1,460 events) goes to PostgreSQL in pages of 1,000 rows: each event is paired
     with its own row's id across pages (the index rows are written from these pairs), in order."""
-    import ml_assets.postgres_storage as postgres_storage
+    from ml_assets import postgres_storage
 
     days = [f"day-{n:04d}" for n in range(1200)]
     paired: list[tuple[str, int]] = []
