@@ -111,12 +111,32 @@ class SharedIndexTransaction:
                 local.conn = None
 
 
+class KnownTables:
+    """For an event log storage: `has_table` asks the database once for each table it finds.
+
+    Dagster asks its event storage whether one of its newer tables exists before most uses of it:
+    each check result's row (`supports_asset_checks`), each dynamic partition looked up, each
+    event's tags. A one-day run asked 73 times, each a catalog query on PostgreSQL (on a pooled
+    connection, pinged first) and on sqlite a new engine, connection and PRAGMA. Dagster's
+    migrations add tables and nothing drops them while a storage is in use (`wipe` empties them),
+    so a table found stays found; one not found is asked again, as a migration may add it."""
+
+    def has_table(self, table_name: str) -> bool:
+        known = self.__dict__.setdefault("_known_tables", set())
+        if table_name in known:
+            return True
+        found = super().has_table(table_name)  # ty: ignore[unresolved-attribute]
+        if found:
+            known.add(table_name)
+        return found
+
+
 # Run files whose connection a storage keeps open besides the index's: a run's process writes one,
 # a webserver or daemon reads and writes many, one open file each if unbounded.
 KEPT_RUN_FILES = 4
 
 
-class BatchingSqliteEventLogStorage(SharedIndexTransaction, SqliteEventLogStorage):
+class BatchingSqliteEventLogStorage(KnownTables, SharedIndexTransaction, SqliteEventLogStorage):
     """SqliteEventLogStorage whose `store_event_batch` writes a batch in one transaction per file,
     keeping a connection open to the index and its last `KEPT_RUN_FILES` run files."""
 

@@ -36,7 +36,13 @@ from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
-from ml_assets.event_log import SharedIndexTransaction, batchable, index_asset_events, store_check_events
+from ml_assets.event_log import (
+    KnownTables,
+    SharedIndexTransaction,
+    batchable,
+    index_asset_events,
+    store_check_events,
+)
 from ml_assets.pools import keep_from_forked_children
 
 
@@ -93,7 +99,9 @@ class OneConnectionPostgresScheduleStorage(_OneConnection, PostgresScheduleStora
     """PostgresScheduleStorage keeping one connection open."""
 
 
-class BatchingPostgresEventLogStorage(SharedIndexTransaction, _OneConnection, PostgresEventLogStorage):
+class BatchingPostgresEventLogStorage(
+    KnownTables, SharedIndexTransaction, _OneConnection, PostgresEventLogStorage
+):
     """PostgresEventLogStorage keeping one connection open, whose `store_event_batch` writes any
     batch in one transaction, and a check result's rows in one."""
 

@@ -446,3 +446,36 @@ def test_a_batchs_ids_are_checked_to_be_its_own_rows(tmp_path):
         with pytest.raises(dg.DagsterInvariantViolationError, match=r"ids 3\.\.5 .* 3 rows, found 2"):
             storage._ids_just_inserted(conn, "b", 3)
     storage.dispose()
+
+
+def assert_a_found_table_is_asked_for_once(storage, catalog_query: str) -> None:
+    """`has_table` queries the database once for a table it found (Dagster asks before each check
+    row, dynamic-partition lookup and event's tags); every time for one it did not, until it exists.
+    `catalog_query`: a fragment of the statements the storage's dialect asks with."""
+    asked: list[str] = []
+
+    def record(conn, cursor, statement, parameters, *_):
+        if catalog_query in statement:
+            asked.append(f"{statement} {parameters}")
+
+    def asks(table: str) -> int:
+        return sum(table in query for query in asked)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        assert [storage.has_table("dynamic_partitions") for _ in range(3)] == [True, True, True]
+        assert asks("dynamic_partitions") == 1
+        assert [storage.has_table("added_later") for _ in range(2)] == [False, False]
+        missing = asks("added_later")
+        assert missing >= 2  # asked each time
+        with storage.index_connection() as conn:  # a migration adding a table the process asked about
+            conn.execute(sa.text("CREATE TABLE added_later (id INTEGER)"))
+        assert [storage.has_table("added_later") for _ in range(3)] == [True, True, True]
+        assert asks("added_later") == missing + 1
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+
+
+def test_a_found_table_is_asked_for_once(tmp_path):
+    with batching_instance(tmp_path) as instance:
+        assert_a_found_table_is_asked_for_once(instance.event_log_storage, "PRAGMA")

@@ -15,6 +15,7 @@ from ml_assets.postgres_storage import BatchingPostgresEventLogStorage
 from ml_assets_tests.integration.servers import postgres_server
 from ml_assets_tests.test_event_log import (
     TABLES,
+    assert_a_found_table_is_asked_for_once,
     assert_batched,
     assert_same_rows,
     check_result_event,
@@ -60,7 +61,7 @@ def postgres_instance(server: dict, database: str, name: str):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One PostgreSQL for the module: a database for each storage and each test of its own."""
-    databases = (*STORAGES, "fail", "pages", *CONNECTION_TESTS)
+    databases = (*STORAGES, "fail", "pages", "tables", *CONNECTION_TESTS)
     with postgres_server(tmp_path_factory.mktemp("pg") / "pg.log", databases) as server:
         yield server
 
@@ -251,3 +252,9 @@ def test_a_connection_the_server_dropped_is_replaced(server):
         storage.store_event(planned_event("r", "2013-01-01"))
         assert len(storage.get_logs_for_run("r")) == 1
         assert backend(storage) != dropped
+
+
+def test_a_found_table_is_asked_for_once(server):
+    """On a one-day run Dagster asked 73 times, each a ping of the kept connection and a query."""
+    with postgres_instance(server, "tables", "ours") as instance:
+        assert_a_found_table_is_asked_for_once(instance.event_log_storage, "pg_class")
