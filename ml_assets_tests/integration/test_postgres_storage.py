@@ -255,6 +255,7 @@ def test_a_connection_the_server_dropped_is_replaced(server):
 
 
 def test_a_found_table_is_asked_for_once(server):
-    """On a one-day run Dagster asked 73 times, each a ping of the kept connection and a query."""
+    """A one-day run asked 73 times, each a catalog query (after a ping of the kept connection when
+    it is checked out)."""
     with postgres_instance(server, "tables", "ours") as instance:
         assert_a_found_table_is_asked_for_once(instance.event_log_storage, "pg_class")
