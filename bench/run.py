@@ -380,6 +380,12 @@ def places(root: Path, landing_dir: Path) -> dict:
     return {"landing": str(landing_dir), "root": str(root), "home": str(root / "home")}
 
 
+def fresh_backfill(scratch: Path, landing_dir: Path, days: list[str]) -> dict:
+    """A backfill of `days` on an instance, warehouse and stores of its own under `scratch`."""
+    fresh = places(phase_dir(scratch), landing_dir)
+    return child("backfill", env=dev_instance(Path(fresh["home"])), days=days, **fresh)
+
+
 def median_run(runs: list[dict]) -> dict:
     """The run with the median seconds of an odd number of runs (its steps and memory with it)."""
     return sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
@@ -414,8 +420,11 @@ def _measure(scales: list[int], scratch: Path) -> dict:
     bares, backfills = [], []
     for n in range(3):
         bares.append(child("bare_ingest", days=history, **common))
-        fresh = common if n == 0 else places(phase_dir(scratch), year)
-        backfills.append(child("backfill", env=dev_instance(Path(fresh["home"])), days=history, **fresh))
+        backfills.append(
+            fresh_backfill(scratch, year, history)
+            if n
+            else child("backfill", env=dev, days=history, **common)
+        )
     bare, backfill = median_run(bares), median_run(backfills)
     one_day = one_day_median("backfill", dev, days=new_day, **common)
     # Figure 3 as figure 1: the median of three bare fits and of three training runs, taken in turn.
@@ -495,9 +504,7 @@ def _measure(scales: list[int], scratch: Path) -> dict:
         dev = dev_instance(root / "home")
         scaled = places(root, data)
         runs = [child("backfill", env=dev, days=days, **scaled)]
-        for _ in range(2 if scale < 16 else 0):
-            fresh = places(phase_dir(scratch), data)
-            runs.append(child("backfill", env=dev_instance(Path(fresh["home"])), days=days, **fresh))
+        runs += [fresh_backfill(scratch, data, days) for _ in range(2 if scale < 16 else 0)]
         run = median_run(runs)
         new_runs = one_day_median("backfill", dev, days=[new], **scaled)
         rows = 336_776 * scale
