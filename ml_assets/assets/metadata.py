@@ -35,10 +35,17 @@ DataFrame = dg.DagsterType(
 )
 
 
-# On every event of a range run that recorded per-day facts: the day whose event holds them.
+# On every event of a range run that recorded per-day facts: the day whose event holds the facts of
+# the run's last RECENT_FACT_DAYS days (its last day)...
 PER_DAY_FACTS_ON = "per_day_facts_on"
-# On that day's event: one row per day of the run, with the keys a one-day run puts on its event.
+# ...and, where the run was longer, the day whose event holds the facts of the days before (its first).
+EARLIER_PER_DAY_FACTS_ON = "earlier_per_day_facts_on"
+# On a holder's event: one row per day it holds, with the keys a one-day run puts on its event.
 PER_DAY_FACTS = "per_day_facts"
+# Twice the row-count band's window (the 14 days before a new one), so that a one-day run after a
+# backfill reads a table of this many rows, not the backfill's every day (5,840 rows, 1.5 MB of
+# event to deserialize at 16 years: 0.06-0.19 s a run, where the recent table takes ~5 ms).
+RECENT_FACT_DAYS = 28
 # A day's fact on features: the sha256 of the weather file its features read.
 WEATHER_SHA256 = "weather_sha256"
 
@@ -59,11 +66,13 @@ def describe_partitions(
     and the row-count check read back; the preview). A range run makes one
     `add_asset_metadata(partition_key=...)` call, on its last day: the preview, and where `per_day`
     is given (`raw_data`'s landing files, `features`' weather files; derived tables' counts by day
-    are in the `rows_reconcile` check) the
-    `per_day_facts` table, which every day's event points to (`per_day_facts_on`) and
-    `recorded_partition_facts` reads back. Not a call per day: each makes Dagster re-read every
-    dynamic partition key to validate the day, which made a 16-year backfill's metadata calls
-    quadratic (32.7 ms a call at 5,840 days, 11.8 ms at 365). The column schema is the asset's
+    are in the `rows_reconcile` check) the `per_day_facts` table of the run's last
+    `RECENT_FACT_DAYS` days; a longer run puts the table of the days before on its first day, a
+    second call. Every day's event names both holders (`per_day_facts_on`,
+    `earlier_per_day_facts_on`), and `recorded_partition_facts` reads the facts back. Not a call per
+    day: each makes Dagster re-read every dynamic partition key to validate the day, which made a
+    16-year backfill's metadata calls quadratic (32.7 ms a call at 5,840 days, 11.8 ms at 365). The
+    column schema is the asset's
     declared one (`declared_schema`): a full schema on every day's event cost a tenth of a year's
     backfill to serialize, and on one day it showed only when that day's event was the latest."""
     # Only the counted rows' days, not a copy of the counted rows (0.12 s for a year of raw_data).
@@ -83,8 +92,13 @@ def describe_partitions(
         rows = [
             {"day": day, "dagster/row_count": int(counts.get(day, 0)), **per_day.get(day, {})} for day in days
         ]
+        earlier, recent = rows[:-RECENT_FACT_DAYS], rows[-RECENT_FACT_DAYS:]
         shared[PER_DAY_FACTS_ON] = days[-1]
-        last[PER_DAY_FACTS] = records_table(rows)
+        last[PER_DAY_FACTS] = records_table(recent)
+        if earlier:
+            shared[EARLIER_PER_DAY_FACTS_ON] = days[0]
+            first = {PER_DAY_FACTS: records_table(earlier)}
+            context.add_asset_metadata(first, asset_key=asset_key, partition_key=days[0])
     context.add_asset_metadata(last, asset_key=asset_key, partition_key=days[-1])
     return shared
 
@@ -103,40 +117,49 @@ def recorded_partition_facts(
     instance: dg.DagsterInstance, asset_key: str, days: Sequence[str]
 ) -> dict[str, dict]:
     """Each day's own facts (`dagster/row_count` and what `per_day` gave) from its latest
-    materialization: on the day's event when a one-day run wrote it, else in the `per_day_facts`
-    table its range run left on its last day (read with the others when that day is asked for and
-    its latest event is the run's; else two more reads per range run: its run record and that
-    day's events while it ran). A day never materialized, or whose run left no table, is absent."""
+    materialization: on the day's event when a one-day run wrote it, else in a `per_day_facts`
+    table its range run left on its last day (the run's recent days) or first day (the earlier
+    ones). A holder's table is read with the others when that day is asked for and its latest event
+    is the run's; else two more reads per holder: the run's record and the holder's events while it
+    ran. A day never materialized, or whose run left no table, is absent."""
     key = dg.AssetKey(asset_key)
     wanted = set(days)
     if not wanted:
         return {}
+    # Each day's latest event by its id (the index on asset, event type and partition), then those
+    # events by id: asked for the days' events newest first, SQLite walked every materialization of
+    # the asset (its index by id, each row's partition read from the table), 16x the work at 16x.
+    latest_ids = instance.get_latest_storage_id_by_partition(
+        key, dg.DagsterEventType.ASSET_MATERIALIZATION, wanted
+    )
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=list(wanted)), limit=len(wanted) * 4
+        dg.AssetRecordsFilter(asset_key=key, storage_ids=list(latest_ids.values())), limit=len(latest_ids)
     ).records
-    latest: dict[str, dg.EventLogRecord] = {}
-    for record in records:  # newest first: the first event seen for a day is its latest
-        materialization = record.asset_materialization
-        if materialization is not None and materialization.partition in wanted:
-            latest.setdefault(materialization.partition, record)
+    latest = {record.partition_key: record for record in records}
+    tables: dict[tuple[str, str], dict[str, dict]] = {}
+
+    def held_by(record: dg.EventLogRecord, holder: str) -> dict[str, dict]:
+        """The facts table on `holder`'s event of `record`'s run, by day, read once."""
+        if (record.run_id, holder) not in tables:
+            held = latest.get(holder)
+            table = _facts_table(held) if held is not None and held.run_id == record.run_id else None
+            tables[record.run_id, holder] = (
+                table if table is not None else _range_run_facts(instance, key, record, holder)
+            )
+        return tables[record.run_id, holder]
+
     facts: dict[str, dict] = {}
-    range_runs: dict[str, dict[str, dict]] = {}
     for day, record in latest.items():
         metadata = record.asset_materialization.metadata
-        holder = metadata.get(PER_DAY_FACTS_ON)
-        if holder is None:
+        holders = [metadata[n].value for n in (PER_DAY_FACTS_ON, EARLIER_PER_DAY_FACTS_ON) if n in metadata]
+        if not holders:
             facts[day] = {name: value.value for name, value in metadata.items()}
             continue
-        if record.run_id not in range_runs:
-            # The last day is usually among the days asked for (the row-count band's 14): its event,
-            # the run's largest (1.5 MB at 5,840 days), is then read once, not twice.
-            held = latest.get(holder.value)
-            table = _facts_table(held) if held is not None and held.run_id == record.run_id else None
-            range_runs[record.run_id] = (
-                table if table is not None else _range_run_facts(instance, key, record, holder.value)
-            )
-        if day in range_runs[record.run_id]:
-            facts[day] = range_runs[record.run_id][day]
+        # The recent table first: the row-count band's 14 days after a backfill are all in it.
+        for holder in holders:
+            if day in (table := held_by(record, holder)):
+                facts[day] = table[day]
+                break
     return facts
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import requests
 
+from ml_assets.assets import metadata
 from ml_assets.assets.metadata import recorded_partition_facts
 from ml_assets.automation.landing_sensor import last_landed_sha256
 from ml_assets.definitions import defs
@@ -132,12 +133,18 @@ def test_backfill_is_one_run_and_every_check_passes(graph):
     preview = features["preview"].value
     assert len(preview.records) == 5
     assert preview.records[0].data["landing_day"] in DAYS
-    # Each day's own row count and source: one table on the run's last day, which every day names.
+    # Each day's own row count and source: a table of the last 28 days on the run's last day, one of
+    # the days before on its first; every day names both.
     raw = {e.partition: e.materialization.metadata for e in materializations(first, "raw_data")}
     assert {m["per_day_facts_on"].value for m in raw.values()} == {DAYS[-1]}
+    assert {m["earlier_per_day_facts_on"].value for m in raw.values()} == {DAYS[0]}
     assert "dagster/row_count" not in raw["2013-01-15"]
-    per_day = {r.data["day"]: r.data for r in raw[DAYS[-1]]["per_day_facts"].value.records}
-    assert sorted(per_day) == DAYS
+    recent, earlier = (
+        {r.data["day"]: r.data for r in raw[holder]["per_day_facts"].value.records}
+        for holder in (DAYS[-1], DAYS[0])
+    )
+    assert (sorted(earlier), sorted(recent)) == (DAYS[:3], DAYS[3:])
+    per_day = {**earlier, **recent}
     assert per_day["2013-01-15"]["dagster/row_count"] == 894
     assert per_day["2013-01-15"]["source_path"].endswith("flights_2013-01-15.csv")
     assert sum(r["dagster/row_count"] for r in per_day.values()) == 27004
@@ -167,16 +174,25 @@ def test_a_day_after_the_backfill_reads_the_backfills_per_day_facts(graph, lande
     and the sensor's re-land check finds a backfilled day's sha256; a one-day run's facts are on its
     own event."""
     instance = graph["instance"]
-    # Asked with the backfill's last day (which holds the table), the table is read from the events
-    # already fetched: no lookup of the run and its window.
-    run_lookups = []
+    # The band's 14 days include the backfill's last day, which holds their table: it is read from
+    # the events already fetched (no lookup of the run and its window), and the earlier days' table
+    # on the first day not at all.
+    run_lookups, tables_read = [], []
     monkeypatch.setattr(instance, "get_run_record_by_id", run_lookups.append)
-    with_holder = recorded_partition_facts(instance, "raw_data", DAYS[-3:])
-    assert run_lookups == []
-    assert [with_holder[d]["dagster/row_count"] for d in DAYS[-3:]] == [
-        len(pd.read_csv(landed_month / f"flights_{d}.csv")) for d in DAYS[-3:]
+    read_table = metadata._facts_table
+    monkeypatch.setattr(
+        metadata, "_facts_table", lambda r: tables_read.append(r.partition_key) or read_table(r)
+    )
+    window = recorded_partition_facts(instance, "raw_data", DAYS[-14:])
+    assert (run_lookups, tables_read) == ([], [DAYS[-1]])
+    assert [window[d]["dagster/row_count"] for d in DAYS[-14:]] == [
+        len(pd.read_csv(landed_month / f"flights_{d}.csv")) for d in DAYS[-14:]
     ]
     monkeypatch.undo()
+    # An earlier day, asked alone: its holder's event is found by the run's window.
+    assert recorded_partition_facts(instance, "raw_data", [DAYS[1]])[DAYS[1]]["dagster/row_count"] == len(
+        pd.read_csv(landed_month / f"flights_{DAYS[1]}.csv")
+    )
     # features' facts by day: the sha256 of the weather file each day read (the weather sensor's
     # identical re-land check), from the same kind of table.
     read = recorded_partition_facts(instance, "features", [DAYS[0], DAYS[-1]])
