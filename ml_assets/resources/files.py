@@ -18,6 +18,8 @@ from ml_assets.pools import map_threads
 # process killed mid-write (SIGKILL, out of memory, a lost node), and the next write there removes it.
 ABANDONED_TEMP_SECONDS = 3600.0
 _TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # mkstemp's eight random characters
+# Beside the files, hidden as the temps are: its modification time is the folder's last sweep.
+SWEPT_MARKER = ".swept"
 
 
 def _temp_beside(path: Path) -> tuple[int, str]:
@@ -29,8 +31,20 @@ def _temp_beside(path: Path) -> tuple[int, str]:
 
 def sweep_abandoned_temps(folder: Path, older_than: float = ABANDONED_TEMP_SECONDS) -> list[str]:
     """Remove the temp files `_temp_beside` made in `folder` that nothing has written to for
-    `older_than` seconds (a killed writer's); their names. A write in flight is never that old."""
-    cutoff = time.time() - older_than
+    `older_than` seconds (a killed writer's); their names. A write in flight is never that old.
+
+    A folder swept less than `older_than` ago (its `SWEPT_MARKER`'s time) is not listed again: a
+    temp abandoned since is removed by the first write after that, within twice `older_than` of
+    its last write. Listing it on every write cost a one-day run a scan of every day file of four
+    tables (0.02-0.03 s at 16 years of history, the one part of such a run that grew with it)."""
+    marker = folder / SWEPT_MARKER
+    now = time.time()
+    try:
+        if marker.stat().st_mtime > now - older_than:
+            return []
+    except (FileNotFoundError, NotADirectoryError):  # never swept, or no folder yet
+        pass
+    cutoff = now - older_than
     removed: list[str] = []
     try:
         entries = list(os.scandir(folder))
@@ -45,6 +59,7 @@ def sweep_abandoned_temps(folder: Path, older_than: float = ABANDONED_TEMP_SECON
                 removed.append(entry.name)
         except FileNotFoundError:  # renamed or removed meanwhile
             continue
+    marker.touch()
     return sorted(removed)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from ml_assets.demo import seed
 from ml_assets.resources.environment import usable_cores
-from ml_assets.resources.files import ABANDONED_TEMP_SECONDS
+from ml_assets.resources.files import ABANDONED_TEMP_SECONDS, SWEPT_MARKER
 from ml_assets_tests.integration.servers import REPO
 
 pytestmark = pytest.mark.integration
@@ -80,10 +80,11 @@ def test_sigkill_mid_write_leaves_readable_partitions(tmp_path):
     assert max(in_flight, rewritten) >= 3
     assert_every_partition_readable(raw_dir, expected)
     # The killed run's temp files stay (no write may remove another's in flight) until an hour has
-    # passed over them; aged by hand here, the next write into the folder removes them and says so.
+    # passed over them; aged by hand here, with the folder's last sweep (the killed run's), the next
+    # write into the folder removes them and says so.
     leftovers = sorted(raw_dir.glob(".*.tmp"))
     an_hour_ago = time.time() - ABANDONED_TEMP_SECONDS - 1
-    for path in leftovers:
+    for path in [*leftovers, raw_dir / SWEPT_MARKER]:
         os.utime(path, (an_hour_ago, an_hour_ago))
 
     third = materialize_raw(env, days[0], days[-1])

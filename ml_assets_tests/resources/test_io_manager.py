@@ -196,8 +196,13 @@ def _batch(tmp_path, content: bytes) -> list[tuple]:
 
 
 def _files_under(directory) -> dict[str, bytes]:
+    """The files under `directory` by relative path, but the temp sweep's marker."""
+    from ml_assets.resources.files import SWEPT_MARKER
+
     return {
-        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != SWEPT_MARKER
     }
 
 
@@ -271,7 +276,8 @@ def test_a_failed_batch_leaves_the_old_files_and_no_temp(tmp_path, monkeypatch):
 def test_a_write_removes_the_temp_files_a_killed_writer_left_an_hour_ago(tmp_path):
     from ml_assets.resources import files
 
-    write_files_atomic(_batch(tmp_path, b"old-"), threads=2)
+    write_files_atomic(_batch(tmp_path, b"old-"), threads=2)  # a new folder: nothing to sweep
+    assert write_files_atomic(_batch(tmp_path, b"mid-"), threads=2) == []  # swept, nothing to remove
     folder = tmp_path / "a"
     stale = [files._temp_beside(folder / name) for name in ("d1.parquet", "d9.parquet")]
     fresh = files._temp_beside(folder / "d2.parquet")  # a write in flight: recent
@@ -283,13 +289,18 @@ def test_a_write_removes_the_temp_files_a_killed_writer_left_an_hour_ago(tmp_pat
     for name in [tmp for _, tmp in stale] + [str(folder / ".keep"), str(folder / ".d1.parquet.tmp")]:
         os.utime(name, (an_hour_ago, an_hour_ago))
 
+    # Swept by the last write: a write within the hour does not list the folder again.
+    assert write_files_atomic(_batch(tmp_path, b"late-"), threads=2) == []
+    assert all(Path(tmp).exists() for _, tmp in stale)
+    os.utime(folder / files.SWEPT_MARKER, (an_hour_ago, an_hour_ago))
     swept = write_files_atomic(_batch(tmp_path, b"new-"), threads=2)
     assert sorted(swept) == sorted(Path(tmp) for _, tmp in stale)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [".d1.parquet.tmp", ".keep", Path(fresh[1]).name, "d1.parquet", "d2.parquet", "d3.parquet"]
+        [".d1.parquet.tmp", ".keep", ".swept", Path(fresh[1]).name, "d1.parquet", "d2.parquet", "d3.parquet"]
     )
     assert (folder / "d1.parquet").read_bytes() == b"new-d1"
     assert files.sweep_abandoned_temps(tmp_path / "never-written") == []
+    assert not (tmp_path / "never-written").exists()
 
 
 def test_the_io_manager_logs_the_temp_files_it_removed(tmp_path, capsys):
