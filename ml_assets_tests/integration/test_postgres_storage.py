@@ -7,13 +7,19 @@ import multiprocessing
 import time
 
 import dagster as dg
+import pandas as pd
 import pytest
 import sqlalchemy
 
+from ml_assets.assets.metadata import recorded_partition_facts
+from ml_assets.definitions import defs
 from ml_assets.event_log import index_asset_events
+from ml_assets.partitions import landing_days
 from ml_assets.postgres_storage import BatchingPostgresEventLogStorage
+from ml_assets_tests.conftest import make_resources
 from ml_assets_tests.integration.servers import postgres_server
 from ml_assets_tests.test_event_log import (
+    DAYS,
     TABLES,
     assert_a_found_table_is_asked_for_once,
     assert_batched,
@@ -61,7 +67,7 @@ def postgres_instance(server: dict, database: str, name: str):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One PostgreSQL for the module: a database for each storage and each test of its own."""
-    databases = (*STORAGES, "fail", "pages", "tables", *CONNECTION_TESTS)
+    databases = (*STORAGES, "fail", "pages", "tables", "facts", *CONNECTION_TESTS)
     with postgres_server(tmp_path_factory.mktemp("pg") / "pg.log", databases) as server:
         yield server
 
@@ -259,3 +265,27 @@ def test_a_found_table_is_asked_for_once(server):
     it is checked out)."""
     with postgres_instance(server, "tables", "ours") as instance:
         assert_a_found_table_is_asked_for_once(instance.event_log_storage, "pg_class")
+
+
+def test_a_day_after_a_range_reads_the_ranges_facts(server, tmp_path, landed_month):
+    """The row-count check of the day after a range run, on PostgreSQL: each earlier day's latest
+    event found by its partition, its row count in the range's per-day table."""
+    with postgres_instance(server, "facts", "ours") as instance:
+        run_daily_range(instance, tmp_path, landed_month)
+        day = "2013-01-06"
+        instance.add_dynamic_partitions(landing_days.name, [day])
+        definitions = defs()
+        result = dg.materialize(
+            [*definitions.assets, *definitions.asset_checks],
+            selection=["raw_data"],
+            partition_key=day,
+            instance=instance,
+            resources=make_resources(tmp_path, landed_month),
+        )
+        (band,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "row_count_in_band"]
+        assert band.passed
+        assert band.metadata["earlier_days_read"].value == len(DAYS)
+        recorded = recorded_partition_facts(instance, "raw_data", [*DAYS, day])
+        assert {d: facts["dagster/row_count"] for d, facts in recorded.items()} == {
+            d: len(pd.read_csv(landed_month / f"flights_{d}.csv")) for d in [*DAYS, day]
+        }
