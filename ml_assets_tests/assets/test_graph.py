@@ -214,6 +214,7 @@ def test_a_day_after_the_backfill_reads_the_backfills_per_day_facts(graph, lande
     assert band.metadata["days_judged"].value == 1
     recorded = recorded_partition_facts(instance, "raw_data", ["2013-01-15", day, "2013-02-01"])
     assert sorted(recorded) == ["2013-01-15", day]  # a day never materialized has no facts
+    assert recorded_partition_facts(instance, "raw_data", ["2013-02-01"]) == {}  # nor asked alone
     assert recorded["2013-01-15"]["dagster/row_count"] == 894
     assert recorded[day]["dagster/row_count"] == meta(
         materializations(result, "raw_data")[0], "dagster/row_count"
