@@ -391,16 +391,20 @@ def median_run(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
 
 
-def one_day_median(phase: str, env: dict[str, str] | None, **kwargs) -> dict:
-    """The median of three runs of the same one-day `phase` (each replaces the day the last wrote),
-    with every run's seconds: a one-day run is 0.2-3 s, so one sample moves with the machine's load
-    by as much as the figure it stands for."""
-    runs = [child(phase, env=env, **kwargs) for _ in range(3)]
+def median_with_all(runs: list[dict]) -> dict:
+    """`median_run` of `runs`, with every run's seconds and seconds by step."""
     return {
         **median_run(runs),
         "all_seconds": [run["seconds"] for run in runs],
         "all_step_seconds": [run.get("step_seconds") for run in runs],
     }
+
+
+def one_day_median(phase: str, env: dict[str, str] | None, **kwargs) -> dict:
+    """The median of three runs of the same one-day `phase` (each replaces the day the last wrote),
+    with every run's seconds: a one-day run is 0.2-3 s, so one sample moves with the machine's load
+    by as much as the figure it stands for."""
+    return median_with_all([child(phase, env=env, **kwargs) for _ in range(3)])
 
 
 def _measure(scales: list[int], scratch: Path) -> dict:
@@ -526,10 +530,11 @@ def _measure(scales: list[int], scratch: Path) -> dict:
         for scale, (dev, scaled, new) in new_day_after.items():
             new_days[scale].append(child("backfill", env=dev, days=[new], **scaled))
     for scale, runs in new_days.items():
+        median = median_with_all(runs)
         per_row[scale].update(
-            new_day_seconds=median_run(runs)["seconds"],
-            new_day_all_seconds=[r["seconds"] for r in runs],
-            new_day_step_seconds=[r["step_seconds"] for r in runs],
+            new_day_seconds=median["seconds"],
+            new_day_all_seconds=median["all_seconds"],
+            new_day_step_seconds=median["all_step_seconds"],
         )
     report["raw"]["scaling"] = per_row
     if len(per_row) > 1:
