@@ -2,6 +2,11 @@
 
 import dagster as dg
 
+from ml_assets import heap
+
+# Before our modules load, so the collections their imports trigger skip Dagster's objects (heap.py).
+heap.exempt_dagster_modules()
+
 from ml_assets.assets.deployment import production_model
 from ml_assets.assets.features import features
 from ml_assets.assets.ingestion import planes, raw_data, weather
@@ -19,7 +24,6 @@ from ml_assets.automation.policies import (
     retrain_schedule,
 )
 from ml_assets.checks import builder_checks
-from ml_assets.heap import freeze_loaded_objects
 from ml_assets.resources.environment import environment_name, executor_for, resources_for
 
 
@@ -55,5 +59,5 @@ def defs() -> dg.Definitions:
     )
     definitions = apply_automation(definitions, settings)
     # Everything loaded so far lives as long as the process: out of the collector's scans (see heap.py).
-    freeze_loaded_objects()
+    heap.freeze_loaded_objects()
     return definitions
