@@ -336,10 +336,11 @@ def import_seconds(modules: list[str], repeat: int = 5, exit_too: bool = False) 
     """Best of `repeat` fresh interpreters importing each module, the modules alternating so that a
     change in the machine's load falls on all of them.
 
-    Each interpreter leaves by `os._exit` once the import is done: Python's exit collects and tears
-    down every module, 0.3-0.45 s of `python -c "import dagster"`'s 0.86-1.10 s (FF), and what it
-    costs depends on what the collector still scans (a process that froze its objects exits in
-    0.1-0.15 s), not on loading. Until EE the figure timed the exit too (`exit_too`, kept beside it)."""
+    Each interpreter leaves by `os._exit` once the import is done: Python's exit tears every module
+    down with full collections, 0.3-0.5 s of `python -c "import dagster"`'s 0.86-1.10 s (FF, five
+    pairs), and what it costs depends on what the collector still scans (after `gc.freeze()` the
+    same exit took under 0.15 s), not on loading. Until EE the figure timed the exit too
+    (`exit_too`, kept beside it in the report)."""
     best = dict.fromkeys(modules, float("inf"))
     for _ in range(repeat):
         for module in modules:
