@@ -9,7 +9,7 @@ moves the objects alive now out of every later scan; the same run then spent 0.3
 collector. (CPython documents it for a process about to fork workers, as raw_data's range parsing
 does: a worker's collections then leave the parent's pages unwritten.)
 
-Loading the code location itself paid two full collections (0.06-0.09 s each, 0.13-0.15 s of the
+Loading the code location itself paid two full collections (0.06-0.09 s each, 0.12-0.15 s of the
 0.18-0.23 s it took after `import dagster`): one the allocation counts triggered while our modules
 imported, scanning the ~110,000 objects `import dagster` leaves, and `freeze_loaded_objects`' own.
 Freezing Dagster's objects before our modules import (`exempt_dagster_modules`) leaves both
