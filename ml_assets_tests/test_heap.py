@@ -9,6 +9,21 @@ import sys
 
 from ml_assets_tests.integration.servers import REPO
 
+
+def report_of_fresh_interpreter(script: str) -> dict:
+    """The JSON `script` prints, run in a fresh interpreter (the freezes are once a process)."""
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 LOAD_TWICE = """
 import gc, json, weakref
 
@@ -40,16 +55,7 @@ print(json.dumps({
 
 
 def test_loading_freezes_what_it_loaded_once_after_collecting_garbage():
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", LOAD_TWICE],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = report_of_fresh_interpreter(LOAD_TWICE)
     # Garbage from before the load was collected, not frozen for the life of the process.
     assert report["before_load_freed"] is True
     # Dagster's and our definitions: tens of thousands of objects no later collection scans.
@@ -76,16 +82,7 @@ print(json.dumps({
 
 
 def test_importing_the_code_location_leaves_dagsters_objects_out_of_its_collections():
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", IMPORT_AFTER_DAGSTER],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = report_of_fresh_interpreter(IMPORT_AFTER_DAGSTER)
     # Everything Dagster loaded was frozen before our modules imported (reference counting may free
     # a few frozen objects since) ...
     assert report["frozen"] >= 0.95 * report["tracked_after_dagster"]
