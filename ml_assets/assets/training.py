@@ -51,8 +51,7 @@ class TrainingConfig(dg.Config):
     def model_params(self) -> "ModelParams":
         from ml_assets.domain.training import ModelParams
 
-        fields = {f.name for f in dataclasses.fields(ModelParams)}
-        return ModelParams(**{k: v for k, v in self.model_dump().items() if k in fields})
+        return ModelParams.from_settings(self.model_dump())
 
 
 @dg.asset(
@@ -174,7 +173,13 @@ def _log_training_run(
     from mlflow.models import infer_signature
 
     from ml_assets.domain.quality import feature_profile
-    from ml_assets.domain.training import SKOPS_TRUSTED_TYPES, model_inputs, score, table_digest
+    from ml_assets.domain.training import (
+        SKOPS_TRUSTED_TYPES,
+        model_inputs,
+        model_requirements,
+        score,
+        table_digest,
+    )
 
     # The distinct days, not a Python string per row (0.18 s for a year).
     landing_days = sorted({*split.train["landing_day"].unique(), *split.holdout["landing_day"].unique()})
@@ -249,14 +254,6 @@ def dataset_schema(frame: "pd.DataFrame"):
     return Schema(
         [ColSpec(kind(frame[c]), str(c), required=not bool(frame[c].isna().any())) for c in frame.columns]
     )
-
-
-def model_requirements() -> list[str]:
-    """What loading the model needs, pinned to the versions that trained it."""
-    from importlib.metadata import version
-
-    packages = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy")
-    return [f"{package}=={version(package)}" for package in packages]
 
 
 def git_commit() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +37,12 @@ class ModelParams:
     min_samples_leaf: int = 40
     l2_regularization: float = 1.0
     seed: int = 42
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, object]) -> ModelParams:
+        """The model's parameters among a run's settings (a training config's fields), the rest ignored."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in settings.items() if name in names})
 
 
 def select_window(features: pd.DataFrame, window_days: int) -> pd.DataFrame:
@@ -156,6 +164,14 @@ def fit_inputs(inputs: pd.DataFrame, labels: np.ndarray, params: ModelParams):
 def score(model, features: pd.DataFrame) -> np.ndarray:
     """Probability of a 15+ minute late arrival or cancellation."""
     return model.predict_proba(model_inputs(features))[:, 1]
+
+
+def model_requirements() -> list[str]:
+    """What loading the model needs, pinned to the versions that trained it."""
+    from importlib.metadata import version
+
+    packages = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy")
+    return [f"{package}=={version(package)}" for package in packages]
 
 
 def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:

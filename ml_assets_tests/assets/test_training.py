@@ -1,12 +1,10 @@
 """The training step's MLflow helpers agree with what MLflow itself would record."""
 
-from importlib.metadata import version
-
 import numpy as np
 import pandas as pd
 from mlflow.types.utils import _infer_schema
 
-from ml_assets.assets.training import dataset_schema, model_requirements
+from ml_assets.assets.training import dataset_schema
 
 
 def test_dataset_schema_matches_mlflows_own_inference():
@@ -22,10 +20,3 @@ def test_dataset_schema_matches_mlflows_own_inference():
     )
     assert dataset_schema(frame) == _infer_schema(frame)
     assert [c.required for c in dataset_schema(frame).inputs] == [True, True, False, True, True, True]
-
-
-def test_model_requirements_pin_the_training_versions():
-    requirements = dict(r.split("==") for r in model_requirements())
-    assert requirements["scikit-learn"] == version("scikit-learn")
-    assert requirements["skops"] == version("skops")
-    assert set(requirements) == {"mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy"}

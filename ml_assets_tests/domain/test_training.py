@@ -1,3 +1,5 @@
+from importlib.metadata import version
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from ml_assets.domain.training import (
     evaluate,
     fit_model,
     model_inputs,
+    model_requirements,
     permutation_importances,
     score,
     select_window,
@@ -166,3 +169,16 @@ def test_table_digest_sees_every_row_column_and_type():
     renamed = frame.rename(columns={"carrier": "airline"})
     retyped = frame.astype({"temp": "float32"})
     assert len({digest, table_digest(late), table_digest(renamed), table_digest(retyped)}) == 4
+
+
+def test_model_params_are_picked_from_a_runs_settings():
+    settings = {"learning_rate": 0.1, "max_iter": 7, "seed": 9, "holdout_days": 60, "window_days": 0}
+    assert ModelParams.from_settings(settings) == ModelParams(learning_rate=0.1, max_iter=7, seed=9)
+    assert ModelParams.from_settings({}) == ModelParams()
+
+
+def test_model_requirements_pin_the_training_versions():
+    requirements = dict(r.split("==") for r in model_requirements())
+    assert requirements["scikit-learn"] == version("scikit-learn")
+    assert requirements["skops"] == version("skops")
+    assert set(requirements) == {"mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy"}
