@@ -1,7 +1,8 @@
 """Loading the code location takes what it loaded out of the cycle collector's scans, once, after
 collecting what was already garbage; what a run creates later is collected as before.
 
-In a fresh interpreter: the freeze is process-wide and happens once a process."""
+In a fresh interpreter: the freeze is process-wide and happens once a process. A block that imports
+large libraries late in a step can pause the collector; it resumes after the block."""
 
 import json
 import subprocess
@@ -88,3 +89,42 @@ def test_importing_the_code_location_leaves_dagsters_objects_out_of_its_collecti
     assert report["frozen"] >= 0.95 * report["tracked_after_dagster"]
     # ... so a full collection our imports trigger scans only our modules' objects, a fraction.
     assert report["scanned"] < report["frozen"] / 4
+
+
+def test_a_paused_collector_collects_nothing_inside_and_resumes_after():
+    import gc
+    import weakref
+
+    from ml_assets import heap
+
+    class Node:
+        pass
+
+    assert gc.isenabled()
+    with heap.collector_paused():
+        assert not gc.isenabled()
+        cycle = Node()
+        cycle.self = cycle
+        alive = weakref.ref(cycle)
+        del cycle
+        for _ in range(3):  # allocations enough for automatic collections, were the collector on
+            [Node() for _ in range(10_000)]
+        assert alive() is not None
+    assert gc.isenabled()
+    gc.collect()
+    assert alive() is None  # the block's garbage goes at the first collection after it
+
+    try:
+        with heap.collector_paused():
+            raise RuntimeError("a failed step")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()
+
+    gc.disable()  # a caller's choice is kept
+    try:
+        with heap.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
