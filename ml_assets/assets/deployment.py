@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from ml_assets import checks, kubernetes
+from ml_assets import checks, heap, kubernetes
 from ml_assets.assets.metadata import OWNERS, every_landed_day
 from ml_assets.domain.contract import LABEL
 from ml_assets.domain.promotion import (
@@ -56,7 +56,8 @@ def production_model(
     features,
     mlflow: MlflowTracking,
 ):
-    with mlflow.reachable(context):
+    # MLflow and skops first import here: see trained_model.
+    with heap.collector_paused(), mlflow.reachable(context):
         if config.rollback:
             record = _roll_back(context, mlflow)
         else:

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
-from ml_assets import checks, kubernetes
+from ml_assets import checks, heap, kubernetes
 from ml_assets.assets.deployment import champion_profile
 from ml_assets.assets.metadata import OWNERS, DataFrame, describe_partitions, every_landed_day
 from ml_assets.domain.contract import LABEL, PARTITION_COLUMN
@@ -31,7 +31,8 @@ KEYS = [PARTITION_COLUMN, "flight_date", "carrier", "flight", "origin", "sched_d
 def predictions(context: dg.AssetExecutionContext, features, mlflow: MlflowTracking):
     from ml_assets.domain.training import score
 
-    with mlflow.reachable(context):
+    # MLflow and skops first import here: see trained_model.
+    with heap.collector_paused(), mlflow.reachable(context):
         version = mlflow.version_with_alias(CHAMPION)
         if version is None:
             raise dg.Failure(

@@ -333,7 +333,8 @@ def feature_importance(
     from ml_assets.domain.training import holdout_of, permutation_importances, top_importances
 
     holdout = holdout_of(features, trained_model)
-    with mlflow.reachable(context):
+    # MLflow, skops and matplotlib first import here: see trained_model.
+    with heap.collector_paused(), mlflow.reachable(context):
         model = mlflow.load_model(trained_model["model_uri"])
         importances = permutation_importances(model, holdout, config.seed, config.rows, config.repeats)
         png = importances_png(importances)
