@@ -4,10 +4,15 @@ collecting what was already garbage; what a run creates later is collected as be
 In a fresh interpreter: the freeze is process-wide and happens once a process. A block that imports
 large libraries late in a step can pause the collector; it resumes after the block."""
 
+import gc
 import json
 import subprocess
 import sys
+import weakref
 
+import pytest
+
+from ml_assets import heap
 from ml_assets_tests.integration.servers import REPO
 
 
@@ -92,11 +97,6 @@ def test_importing_the_code_location_leaves_dagsters_objects_out_of_its_collecti
 
 
 def test_a_paused_collector_collects_nothing_inside_and_resumes_after():
-    import gc
-    import weakref
-
-    from ml_assets import heap
-
     class Node:
         pass
 
@@ -114,11 +114,8 @@ def test_a_paused_collector_collects_nothing_inside_and_resumes_after():
     gc.collect()
     assert alive() is None  # the block's garbage goes at the first collection after it
 
-    try:
-        with heap.collector_paused():
-            raise RuntimeError("a failed step")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError), heap.collector_paused():
+        raise RuntimeError("a failed step")
     assert gc.isenabled()
 
     gc.disable()  # a caller's choice is kept
