@@ -17,9 +17,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/ml_assets
 # Dependencies first, so a code change rebuilds only the last layers.
-COPY setup.py pyproject.toml README.md ./
+# constraints.txt: the versions the suite and the bench ran with (`make lock` rewrites it).
+COPY setup.py pyproject.toml README.md constraints.txt ./
 RUN mkdir ml_assets && touch ml_assets/__init__.py \
-    && pip install '.[production]' \
+    && pip install -c constraints.txt '.[production]' \
     && pip uninstall -y ml_assets
 COPY ml_assets ./ml_assets
 RUN pip install --no-deps . && mkdir -p "$DAGSTER_HOME"

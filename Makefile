@@ -19,14 +19,16 @@ export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 # manager's threads held 20-55 MB more at a year's backfill peak; two arenas give it back.
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: dev test bench materialize lint format seed install home clean system-packages
+.PHONY: dev test bench materialize lint format seed install home clean system-packages lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: setup.py pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+# constraints.txt pins every package setup.py's ranges resolve to, so a fresh clone, CI, the image
+# and a bench run all get the versions the suite and bench/report.json were measured with.
+$(VENV)/.installed: setup.py pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -68,6 +70,16 @@ lint: install
 format: install
 	$(BIN)/ruff format ml_assets ml_assets_tests bench
 	$(BIN)/ruff check --fix ml_assets ml_assets_tests bench
+
+# Re-resolve setup.py's ranges to the newest releases in a scratch venv and pin them all.
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[test,bench,production]'
+	{ echo "# Written by \`make lock\` on $$(date -u +%F): every package of .[test,bench,production], pinned."; \
+	  $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > constraints.txt
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf .dagster_home .mlflow data/warehouse .bench
