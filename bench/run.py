@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -418,8 +419,25 @@ def one_day_median(phase: str, env: dict[str, str] | None, **kwargs) -> dict:
     return median_with_all([child(phase, env=env, **kwargs) for _ in range(3)])
 
 
+# The versions the figures depend on, recorded with each report (constraints.txt pins them): two
+# reports can differ by these as well as by their code.
+LIBRARIES = [
+    "dagster",
+    "pandas",
+    "pyarrow",
+    "numpy",
+    "scikit-learn",
+    "scipy",
+    "mlflow",
+    "skops",
+    "SQLAlchemy",
+]
+
+
 def _measure(scales: list[int], scratch: Path) -> dict:
-    report: dict = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]}, "figures": {}}
+    machine = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
+    libraries = {name: metadata.version(name) for name in LIBRARIES}
+    report: dict = {"machine": machine, "libraries": libraries, "figures": {}}
     figures = report["figures"]
     year = landing(1, extra_day=True)
     all_days = days_in(year)
