@@ -121,6 +121,20 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time so far by state, in clock ticks: /proc/stat's `cpu` line (user, nice,
+    system, idle, iowait, irq, softirq, steal, ...)."""
+    with open("/proc/stat") as stat:
+        return [int(field) for field in stat.readline().split()[1:9]]
+
+
+def steal_percent(before: list[int], after: list[int]) -> float:
+    """The share of the machine's CPU time between two `cpu_ticks` that the hypervisor gave to other
+    guests: on this VM a whole bench has run 1.7x slower from one hour to the next."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return round(100 * spent[7] / sum(spent), 2) if sum(spent) else 0.0
+
+
 def child(phase: str, env: dict[str, str] | None = None, **kwargs) -> dict:
     """Run one phase in a fresh interpreter (`env` added to this one's); it prints one JSON line."""
     command = [sys.executable, "-m", "bench.run", "--child", phase, "--args", json.dumps(kwargs)]
@@ -129,10 +143,14 @@ def child(phase: str, env: dict[str, str] | None = None, **kwargs) -> dict:
     # 1x scaling backfill, right after the sensor phase writes 20,000 files, was 1.2x slower than
     # the same backfill earlier in the same bench in half of T's runs (the cause is not proven).
     os.sync()
+    before = cpu_ticks()
     done = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{phase} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {
+        **json.loads(done.stdout.strip().splitlines()[-1]),
+        "steal_percent": steal_percent(before, cpu_ticks()),
+    }
 
 
 def dev_instance(home: Path) -> dict[str, str]:
@@ -378,8 +396,11 @@ def measure(scales: list[int], settle: float) -> dict:
     # earlier bench's), keeps every phase's files until it has run, deleting them at once, and runs
     # the PostgreSQL phases, whose cluster is deleted when its server stops, last.
     time.sleep(settle)
+    before = cpu_ticks()
     with tempfile.TemporaryDirectory(dir=WORK) as scratch:
-        return _measure(scales, Path(scratch))
+        report = _measure(scales, Path(scratch))
+    report["machine"]["steal_percent"] = steal_percent(before, cpu_ticks())
+    return report
 
 
 def phase_dir(scratch: Path) -> Path:
@@ -404,11 +425,12 @@ def median_run(runs: list[dict]) -> dict:
 
 
 def median_with_all(runs: list[dict]) -> dict:
-    """`median_run` of `runs`, with every run's seconds and seconds by step."""
+    """`median_run` of `runs`, with every run's seconds, seconds by step and stolen CPU time."""
     return {
         **median_run(runs),
         "all_seconds": [run["seconds"] for run in runs],
         "all_step_seconds": [run.get("step_seconds") for run in runs],
+        "all_steal_percent": [run["steal_percent"] for run in runs],
     }
 
 
@@ -475,13 +497,17 @@ def _measure(scales: list[int], scratch: Path) -> dict:
     report["raw"] = {
         "bare_ingest": bare,
         "bare_ingest_all_seconds": [run["seconds"] for run in bares],
+        "bare_ingest_all_steal_percent": [run["steal_percent"] for run in bares],
         "backfill": backfill,
         "backfill_all_seconds": [run["seconds"] for run in backfills],
+        "backfill_all_steal_percent": [run["steal_percent"] for run in backfills],
         "new_day": one_day,
         "bare_train": bare_fit,
         "bare_train_all_seconds": [run["seconds"] for run in bare_fits],
+        "bare_train_all_steal_percent": [run["steal_percent"] for run in bare_fits],
         "train": train,
         "train_all_seconds": [run["seconds"] for run in trains],
+        "train_all_steal_percent": [run["steal_percent"] for run in trains],
         "explain": explain,
     }
     figures["backfill_vs_bare"] = backfill["seconds"] / bare["seconds"]
@@ -652,8 +678,10 @@ def postgres_phases(root: Path, year: Path, history: list[str], new_day: list[st
         return {
             "bare_ingest": median_run(bares),
             "bare_ingest_all_seconds": [run["seconds"] for run in bares],
+            "bare_ingest_all_steal_percent": [run["steal_percent"] for run in bares],
             "backfill": median_run(backfills),
             "backfill_all_seconds": [run["seconds"] for run in backfills],
+            "backfill_all_steal_percent": [run["steal_percent"] for run in backfills],
             "new_day": one_day_median("backfill", image("dagster"), days=new_day, **places(root, year)),
             "floor": floor_phases(root / "floor", year, history, new_day, env=image("floor")),
         }
@@ -689,6 +717,7 @@ def main(argv: list[str] | None = None) -> None:
     report["targets"] = {k: {"op": op, "value": v} for k, (op, v) in TARGETS.items()}
     Path(args.out).write_text(json.dumps(report, indent=2, sort_keys=True))
     print(table(report))
+    print(f"CPU time stolen by other guests over the bench: {report['machine']['steal_percent']} %")
     print(f"report: {args.out}")
 
 
