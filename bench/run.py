@@ -130,7 +130,8 @@ def cpu_ticks() -> list[int]:
 
 def steal_percent(before: list[int], after: list[int]) -> float:
     """The share of the machine's CPU time between two `cpu_ticks` that the hypervisor gave to other
-    guests: on this VM a whole bench has run 1.7x slower from one hour to the next."""
+    guests. It marks only the worst moments: HH's benches ran 1.3-1.7x slower than GG3's with 0-4 %
+    stolen in most runs (docs/performance.md, HH)."""
     spent = [b - a for a, b in zip(before, after, strict=True)]
     return round(100 * spent[7] / sum(spent), 2) if sum(spent) else 0.0
 
