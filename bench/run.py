@@ -435,6 +435,16 @@ def median_with_all(runs: list[dict]) -> dict:
     }
 
 
+def paired_runs(name: str, runs: list[dict]) -> dict:
+    """A figure's side as the report keeps it: `name` the median run, `name_all_seconds` and
+    `name_all_steal_percent` every run's, in the order taken."""
+    return {
+        name: median_run(runs),
+        f"{name}_all_seconds": [run["seconds"] for run in runs],
+        f"{name}_all_steal_percent": [run["steal_percent"] for run in runs],
+    }
+
+
 def one_day_median(phase: str, env: dict[str, str] | None, **kwargs) -> dict:
     """The median of three runs of the same one-day `phase` (each replaces the day the last wrote),
     with every run's seconds: a one-day run is 0.2-3 s, so one sample moves with the machine's load
@@ -496,19 +506,11 @@ def _measure(scales: list[int], scratch: Path) -> dict:
     bare_fit, train = median_run(bare_fits), median_run(trains)
     explain = child("explain", env=dev, **common)
     report["raw"] = {
-        "bare_ingest": bare,
-        "bare_ingest_all_seconds": [run["seconds"] for run in bares],
-        "bare_ingest_all_steal_percent": [run["steal_percent"] for run in bares],
-        "backfill": backfill,
-        "backfill_all_seconds": [run["seconds"] for run in backfills],
-        "backfill_all_steal_percent": [run["steal_percent"] for run in backfills],
+        **paired_runs("bare_ingest", bares),
+        **paired_runs("backfill", backfills),
         "new_day": one_day,
-        "bare_train": bare_fit,
-        "bare_train_all_seconds": [run["seconds"] for run in bare_fits],
-        "bare_train_all_steal_percent": [run["steal_percent"] for run in bare_fits],
-        "train": train,
-        "train_all_seconds": [run["seconds"] for run in trains],
-        "train_all_steal_percent": [run["steal_percent"] for run in trains],
+        **paired_runs("bare_train", bare_fits),
+        **paired_runs("train", trains),
         "explain": explain,
     }
     figures["backfill_vs_bare"] = backfill["seconds"] / bare["seconds"]
@@ -677,12 +679,8 @@ def postgres_phases(root: Path, year: Path, history: list[str], new_day: list[st
             backfills.append(child("backfill", env=image(database), days=history, **phase))
         instance(root / "floor" / "home")
         return {
-            "bare_ingest": median_run(bares),
-            "bare_ingest_all_seconds": [run["seconds"] for run in bares],
-            "bare_ingest_all_steal_percent": [run["steal_percent"] for run in bares],
-            "backfill": median_run(backfills),
-            "backfill_all_seconds": [run["seconds"] for run in backfills],
-            "backfill_all_steal_percent": [run["steal_percent"] for run in backfills],
+            **paired_runs("bare_ingest", bares),
+            **paired_runs("backfill", backfills),
             "new_day": one_day_median("backfill", image("dagster"), days=new_day, **places(root, year)),
             "floor": floor_phases(root / "floor", year, history, new_day, env=image("floor")),
         }
