@@ -23,6 +23,7 @@ from ml_assets.domain.tables import (
     WEATHER_FEATURES,
 )
 from ml_assets.partitions import landing_days
+from ml_assets.resources.io_manager import concat_parquet
 from ml_assets.resources.landing import LocalLandingZone
 from ml_assets.resources.mlflow import MlflowTracking
 from ml_assets_tests.conftest import CountsReads, make_resources, materialize_range, registry_client
@@ -402,6 +403,25 @@ def test_model_beats_chance_and_becomes_champion(graph):
     logged = Path(client.download_artifacts(run.info.run_id, "feature_importance.json", str(graph["root"])))
     logged = json.loads(logged.read_text())
     assert {k: logged[k] for k in top} == top
+
+
+def test_the_benchmarks_bare_fit_is_the_model_the_step_trained(graph):
+    """bench/bare.py's fit is figure 3's other side: on the same features and config it must fit
+    the step's model (its holdout scores to the last digit), or the ratio compares different fits."""
+    from bench import bare
+    from ml_assets.assets.training import TrainingConfig
+    from ml_assets.domain.training import ModelParams, evaluate
+
+    io = graph["resources"]["io_manager"]
+    features = concat_parquet([io.read(f"features/{d}.parquet") for d in DAYS])
+    # As the bench passes the config to its bare process: the fields, not the config class.
+    settings = TrainingConfig(**TRAIN["ops"]["trained_model"]["config"]).model_dump()
+    holdout = (settings["holdout_days"], settings["max_holdout_fraction"])
+    model = bare.fit(features, *holdout, ModelParams.from_settings(settings))
+    scores, labels = bare.holdout_scores(model, features, *holdout)
+    (trained,) = materializations(graph["first"], "trained_model")
+    assert len(labels) == meta(trained, "holdout_rows")
+    assert evaluate(labels, scores)["roc_auc"] == meta(trained, "holdout_roc_auc")
 
 
 def test_worse_model_does_not_replace_the_champion(graph):
