@@ -113,3 +113,33 @@ def test_the_table_marks_a_missed_target_and_leaves_context_figures_unjudged():
     assert rows["backfill_vs_bare"][-1] == "NO"
     assert rows["new_day_growth_4x_history"][-1] == "yes"
     assert rows["floor_backfill_vs_bare"][-2:] == ["-", "-"]
+
+
+def test_the_floor_is_the_daily_assets_shape_doing_no_work():
+    """bench/floor.py stands for what any graph of our daily assets' shape pays Dagster (figures 1f
+    and 2's floor): the same keys, upstream keys, partitions and backfill policy as the code location."""
+    from bench import floor
+
+    ours = {
+        key: asset
+        for asset in defs().assets
+        if isinstance(asset, dg.AssetsDefinition)
+        for key in asset.keys
+        if key.to_user_string() in DAILY
+    }
+    floor_assets = [floor.raw_data, floor.validated_data, floor.features]
+    floors = {key: asset for asset in floor_assets for key in asset.keys}
+    assert set(floors) == set(ours) == {dg.AssetKey(name) for name in DAILY}
+    for key, asset in floors.items():
+        daily_upstream = {dep for dep in ours[key].asset_deps[key] if dep in ours}
+        assert asset.asset_deps[key] == daily_upstream, key
+        assert asset.partitions_def == ours[key].partitions_def == landing_days
+        assert asset.backfill_policy == ours[key].backfill_policy
+    days = ["2013-01-01", "2013-01-02", "2013-01-03"]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(landing_days.name, days)
+        result = materialize_range(floor_assets, days, instance=instance)
+    events = result.get_asset_materialization_events()
+    assert sorted((e.asset_key.to_user_string(), e.partition) for e in events) == sorted(
+        (name, day) for name in DAILY for day in days
+    )
