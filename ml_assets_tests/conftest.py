@@ -12,7 +12,7 @@ import pytest
 from ml_assets.demo import load_demo_flights, seed
 from ml_assets.domain.contract import FLIGHT_COLUMNS
 from ml_assets.resources.compute import Compute
-from ml_assets.resources.io_manager import ParquetIOManager
+from ml_assets.resources.io_manager import ParquetIOManager, concat_parquet
 from ml_assets.resources.landing import LocalLandingZone
 from ml_assets.resources.mlflow import MlflowTracking
 
@@ -75,6 +75,12 @@ def registry_client(uri: str):
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def stored_days(io_manager: ParquetIOManager, asset: str, days: list[str]) -> pd.DataFrame:
+    """A daily table's stored days as one frame, read back as a downstream step loads them
+    (`concat_parquet`: Arrow-backed strings, as the assets built them)."""
+    return concat_parquet([io_manager.read(f"{asset}/{day}.parquet") for day in days])
 
 
 def materialize_range(assets: list, days: list[str], **kwargs):

@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from bench import bare
+from bench import bare, floor
 from bench.run import DAILY, TARGETS, paired_runs, steal_percent, table, year_shifted
 from ml_assets.definitions import defs
 from ml_assets.demo import seed
@@ -16,8 +16,7 @@ from ml_assets.domain.parsing import parse_landing_file
 from ml_assets.domain.tables import KEY_COLUMNS
 from ml_assets.domain.validation import validate_flights
 from ml_assets.partitions import landing_days
-from ml_assets.resources.io_manager import concat_parquet
-from ml_assets_tests.conftest import make_resources, materialize_range
+from ml_assets_tests.conftest import make_resources, materialize_range, stored_days
 
 BAD_FILES = Path(__file__).resolve().parent / "fixtures" / "bad_files"
 
@@ -43,9 +42,7 @@ def test_the_bare_script_keeps_and_builds_what_the_graph_does(tmp_path, demo_fli
     assert quarantined == 5
 
     raw, features = bare.ingest(landing, days)
-    io = resources["io_manager"]
-    # Read back as the training step reads them (Arrow-backed strings, as build_features made them).
-    stored = concat_parquet([io.read(f"features/{day}.parquet") for day in days])
+    stored = stored_days(resources["io_manager"], "features", days)
     landed = demo_flights["_date"].isin([days[0], days[2]]).sum() + 30  # the bad file's rows
     assert len(raw) == landed
     assert len(features) == len(stored) == len(raw) - 5
@@ -118,8 +115,6 @@ def test_the_table_marks_a_missed_target_and_leaves_context_figures_unjudged():
 def test_the_floor_is_the_daily_assets_shape_doing_no_work():
     """bench/floor.py stands for what any graph of our daily assets' shape pays Dagster (figures 1f
     and 2's floor): the same keys, upstream keys, partitions and backfill policy as the code location."""
-    from bench import floor
-
     ours = {
         key: asset
         for asset in defs().assets

@@ -23,10 +23,15 @@ from ml_assets.domain.tables import (
     WEATHER_FEATURES,
 )
 from ml_assets.partitions import landing_days
-from ml_assets.resources.io_manager import concat_parquet
 from ml_assets.resources.landing import LocalLandingZone
 from ml_assets.resources.mlflow import MlflowTracking
-from ml_assets_tests.conftest import CountsReads, make_resources, materialize_range, registry_client
+from ml_assets_tests.conftest import (
+    CountsReads,
+    make_resources,
+    materialize_range,
+    registry_client,
+    stored_days,
+)
 
 ALL_CHECKS = [
     "files_parse",
@@ -412,8 +417,7 @@ def test_the_benchmarks_bare_fit_is_the_model_the_step_trained(graph):
     from ml_assets.assets.training import TrainingConfig
     from ml_assets.domain.training import ModelParams, evaluate
 
-    io = graph["resources"]["io_manager"]
-    features = concat_parquet([io.read(f"features/{d}.parquet") for d in DAYS])
+    features = stored_days(graph["resources"]["io_manager"], "features", DAYS)
     # As the bench passes the config to its bare process: the fields, not the config class.
     settings = TrainingConfig(**TRAIN["ops"]["trained_model"]["config"]).model_dump()
     holdout = (settings["holdout_days"], settings["max_holdout_fraction"])
