@@ -17,13 +17,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/ml_assets
 # Dependencies first, so a code change rebuilds only the last layers.
-# constraints.txt: the versions the suite and the bench ran with (`make lock` rewrites it).
+# constraints.txt: the versions the suite and the bench ran with (`make lock` rewrites it), pip and
+# the build backend (setuptools, pinned in pip's isolated build environment by --build-constraint)
+# included.
 COPY setup.py pyproject.toml README.md constraints.txt ./
 RUN mkdir ml_assets && touch ml_assets/__init__.py \
-    && pip install -c constraints.txt '.[production]' \
+    && pip install -c constraints.txt --upgrade pip \
+    && pip install -c constraints.txt --build-constraint constraints.txt '.[production]' \
     && pip uninstall -y ml_assets
 COPY ml_assets ./ml_assets
-RUN pip install --no-deps . && mkdir -p "$DAGSTER_HOME"
+RUN pip install --no-deps --build-constraint constraints.txt . && mkdir -p "$DAGSTER_HOME"
 COPY deploy/dagster.production.yaml /opt/dagster/home/dagster.yaml
 
 RUN useradd --create-home --uid 1000 dagster && chown -R dagster "$DAGSTER_HOME"

@@ -23,12 +23,14 @@ export MALLOC_ARENA_MAX ?= 2
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
 # constraints.txt pins every package setup.py's ranges resolve to, so a fresh clone, CI, the image
-# and a bench run all get the versions the suite and bench/report.json were measured with.
+# and a bench run all get the versions the suite and bench/report.json were measured with; and pip
+# and setuptools too, which `-c` alone leaves to the newest release: pip builds the project in an
+# isolated environment of its own, which only `--build-constraint` pins.
 $(VENV)/.installed: setup.py pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt --build-constraint constraints.txt -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -75,10 +77,11 @@ format: install
 LOCK_VENV := .lock-venv
 lock:
 	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
-	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip setuptools
 	$(LOCK_VENV)/bin/pip install --quiet -e '.[test,bench,production]'
-	{ echo "# Written by \`make lock\` on $$(date -u +%F): every package of .[test,bench,production], pinned."; \
-	  $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > constraints.txt
+	{ echo "# Written by \`make lock\` on $$(date -u +%F): every package of .[test,bench,production], pinned,"; \
+	  echo "# and the pip and setuptools (the build backend) that install and build it."; \
+	  $(LOCK_VENV)/bin/pip freeze --all --exclude-editable; } > constraints.txt
 	rm -rf $(LOCK_VENV)
 
 clean:

@@ -55,3 +55,22 @@ def test_the_installed_environment_is_the_pinned_one():
         )
         queue.extend(requirements(requirement.name, tuple(requirement.extras)))
     assert len(seen) > 100
+
+
+def test_pip_and_the_build_backend_are_the_pinned_ones():
+    # `-c` reaches neither pip itself nor the isolated environment pip builds the project in: the
+    # Makefile upgrades pip to its pin and passes `--build-constraint`, and the wheel's own record
+    # names the setuptools that built it.
+    import tomllib
+
+    pinned = pins()
+    build_requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    for text in build_requires:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pinned, f"constraints.txt has no pin for the build requirement {text}: run `make lock`"
+        assert requirement.specifier.contains(pinned[name]), f"{name}=={pinned[name]} outside {text}"
+    # The installed dist-info, not the egg-info the editable build leaves beside setup.py.
+    wheels = [dist.read_text("WHEEL") for dist in metadata.distributions(name="ml_assets")]
+    assert f"Generator: setuptools ({pinned['setuptools']})" in "".join(filter(None, wheels)), wheels
+    assert metadata.version("pip") == pinned["pip"]
